@@ -1,0 +1,88 @@
+/* Data sets for the trainer: C-MAPSS text files, generic CSV, and the built-in synthetic fleet.
+ *
+ * Every loader turns rows into samples: inputs [n, input_size] (normalised with statistics
+ * fitted on training rows only) and one target array per task. Errors in a data file are
+ * printed to stderr as "path:line: error: reason" and the function returns -1; nothing
+ * here exits the process.
+ */
+#ifndef MTL_DATA_H
+#define MTL_DATA_H
+
+#include "mtl_abi.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define MTL_CMAPSS_COLUMNS 26 /* engine, cycle, setting1..3, s1..s21 */
+#define MTL_MAX_THRESHOLDS 8
+
+/* Where samples come from; filled by the trainer from the model info "data" and its command line. */
+typedef struct MtlDataConfig {
+    MtlDataKind kind;
+    const char *train_path;  /* NULL: the built-in synthetic fleet (cmapss kind only) */
+    const char *test_path;   /* NULL with synthetic train: the synthetic test fleet */
+    const char *rul_path;    /* C-MAPSS RUL_FD00x file for test_path */
+    /* C-MAPSS */
+    float rul_cap;           /* 125 */
+    int n_thresholds;        /* 2 */
+    float thresholds[MTL_MAX_THRESHOLDS]; /* descending, {80, 30}: class i if RUL <= thr[i-1] ... */
+    int n_features;          /* columns to use as inputs, by name: "setting1".."setting3", "s1".."s21" */
+    const char *const *features;
+    bool cap_test_rul;       /* cap the true test RUL at rul_cap (default true; stated in output) */
+    /* CSV */
+    int n_input_columns;
+    const char *const *input_columns;
+    const char *group_column;  /* NULL: every row its own group */
+    /* targets, one per task, in task order */
+    int n_targets;
+    const char *const *target_binds;   /* cmapss: "rul" or "health"; csv: column name */
+    const MtlTargetKind *target_kinds;
+    const int64_t *target_classes;     /* class targets: K */
+    /* split */
+    float validation;        /* fraction of engines/groups held out, 0 = none */
+    uint64_t seed;           /* split seed (and synthetic fleet seed) */
+} MtlDataConfig;
+
+/* Per-feature normalisation fitted on training rows only: z = (x - mean) / (std + 1e-8)
+ * (population std). A constant column has std 0 and maps to 0. */
+typedef struct MtlNorm {
+    int n;
+    float *mean, *std;
+} MtlNorm;
+
+typedef struct MtlDataset {
+    int64_t n;            /* samples */
+    int64_t input_size;   /* floats per sample */
+    float *x;             /* [n, input_size] normalised */
+    int n_targets;
+    float **y;            /* y[k]: [n] target k per sample (class labels as floats) */
+    int32_t *group;       /* [n] engine / group id of each sample */
+    int64_t n_groups;     /* distinct groups (engines) */
+    char *source;         /* human description, e.g. "train_FD001.txt (rows 1-20631)" or
+                             "synthetic fleet (seed 0, not real data)" */
+    bool synthetic;
+} MtlDataset;
+
+/* Loads training data, fits the normalisation on the training part only, splits off a
+ * validation part by engine/group (seeded). val may be left empty (n = 0). */
+int mtl_data_load_train(const MtlDataConfig *cfg, MtlDataset *train, MtlDataset *val, MtlNorm *norm);
+
+/* Loads the test set: one sample per engine from its last cycle, targets from the RUL file
+ * (C-MAPSS) or from the file's own columns (CSV). Uses the training normalisation. */
+int mtl_data_load_test(const MtlDataConfig *cfg, const MtlNorm *norm, MtlDataset *test);
+
+/* Inputs only, for `predict`: C-MAPSS rows (one sample per row) or CSV rows. */
+int mtl_data_load_inputs(const MtlDataConfig *cfg, const char *path, const MtlNorm *norm, MtlDataset *out);
+
+void mtl_dataset_free(MtlDataset *d);
+void mtl_norm_free(MtlNorm *n);
+
+/* The 17 default C-MAPSS feature names (3 settings + 14 sensors), for configs and tests. */
+extern const char *const mtl_cmapss_default_features[17];
+
+/* Seeded shuffling and batching: a permutation of [0, n) for an epoch (Fisher-Yates on a
+ * 64-bit generator seeded from (seed, epoch)). Batches are consecutive slices of it, the last
+ * one partial: every sample exactly once per epoch. */
+void mtl_shuffle(int64_t *perm, int64_t n, uint64_t seed, uint64_t epoch);
+
+#endif
