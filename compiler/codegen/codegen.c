@@ -1,0 +1,267 @@
+/* Builds the LLVM module for a planned graph and emits it.
+ *
+ * Steps: parse the embedded kernel bitcode and link it into a fresh module; strip the
+ * target-cpu/target-features clang stamped on each kernel (so the host target machine applies);
+ * add mtl_model_forward / mtl_model_backward as straight-line sequences of kernel and
+ * cblas_sgemm calls with constant shapes; add the model info table; make every kernel internal;
+ * verify; run default<O3> (inlines the kernels, folds shapes, vectorises); emit.
+ * The object is position-independent so it links into PIE executables and shared objects.
+ */
+#include "cg_internal.h"
+
+#include "util/util.h"
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/BitReader.h>
+#include <llvm-c/Linker.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const unsigned char mtl_kernels_bc[];
+extern const unsigned long mtl_kernels_bc_size;
+
+typedef void (*CgEmit)(CgCtx *, const IrNode *);
+static const CgEmit cg_emitters[IR_OP_COUNT] = {
+#define CG_ENTRY(e, n, ni, no) [e] = cg_emit_##n,
+    IR_ALL_OPS(CG_ENTRY)
+#undef CG_ENTRY
+};
+
+LLVMValueRef cg_i32(CgCtx *c, long long v) { return LLVMConstInt(c->t_i32, (unsigned long long)v, 1); }
+LLVMValueRef cg_i64(CgCtx *c, long long v) { return LLVMConstInt(c->t_i64, (unsigned long long)v, 1); }
+LLVMValueRef cg_f32(CgCtx *c, double v) { return LLVMConstReal(c->t_f32, v); }
+LLVMValueRef cg_null(CgCtx *c) { return LLVMConstNull(c->t_ptr); }
+
+LLVMValueRef cg_tensor_ptr(CgCtx *c, int id) {
+    const IrTensor *t = &c->g->t[id];
+    LLVMValueRef base, off;
+    switch (t->role) {
+    case IR_ROLE_PARAM:
+        base = c->params;
+        off = cg_i64(c, t->offset);
+        break;
+    case IR_ROLE_PARAM_GRAD:
+        base = c->grads;
+        off = cg_i64(c, t->offset);
+        break;
+    case IR_ROLE_ACT:
+    case IR_ROLE_GRAD:
+        base = c->acts;
+        off = LLVMBuildMul(c->b, c->batch, cg_i64(c, t->offset), "");
+        break;
+    case IR_ROLE_INPUT:
+        return c->input;
+    case IR_ROLE_TARGET: {
+        LLVMValueRef slot = LLVMBuildGEP2(c->b, c->t_ptr, c->targets, (LLVMValueRef[]){cg_i64(c, t->task)}, 1, "");
+        return LLVMBuildLoad2(c->b, c->t_ptr, slot, "target");
+    }
+    case IR_ROLE_LOSS:
+        base = c->losses;
+        off = cg_i64(c, t->task);
+        break;
+    default:
+        internal_error("tensor %s has no storage", t->name);
+    }
+    if (t->offset < 0 && t->role != IR_ROLE_LOSS) internal_error("tensor %s was not planned", t->name);
+    return LLVMBuildGEP2(c->b, c->t_f32, base, &off, 1, t->name);
+}
+
+LLVMValueRef cg_call(CgCtx *c, const char *name, LLVMValueRef *args, unsigned n) {
+    LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
+    if (!fn) internal_error("kernel %s is missing from the kernel bitcode", name);
+    LLVMTypeRef ft = LLVMGlobalGetValueType(fn);
+    if (LLVMCountParamTypes(ft) != n) internal_error("kernel %s takes %u arguments, not %u", name, LLVMCountParamTypes(ft), n);
+    return LLVMBuildCall2(c->b, ft, fn, args, n, "");
+}
+
+void cg_sgemm(CgCtx *c, int trans_a, int trans_b, LLVMValueRef M, LLVMValueRef N, LLVMValueRef K,
+              LLVMValueRef A, LLVMValueRef lda, LLVMValueRef Bm, LLVMValueRef ldb, float beta,
+              LLVMValueRef C, LLVMValueRef ldc) {
+    enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+    LLVMValueRef fn = LLVMGetNamedFunction(c->mod, "cblas_sgemm");
+    LLVMTypeRef params[] = {c->t_i32, c->t_i32, c->t_i32, c->t_i32, c->t_i32, c->t_i32, c->t_f32,
+                            c->t_ptr, c->t_i32, c->t_ptr, c->t_i32, c->t_f32, c->t_ptr, c->t_i32};
+    LLVMTypeRef ft = LLVMFunctionType(c->t_void, params, 14, 0);
+    if (!fn) fn = LLVMAddFunction(c->mod, "cblas_sgemm", ft);
+    LLVMValueRef args[] = {cg_i32(c, CBLAS_ROW_MAJOR), cg_i32(c, trans_a ? CBLAS_TRANS : CBLAS_NO_TRANS),
+                           cg_i32(c, trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS), M, N, K, cg_f32(c, 1.0), A, lda, Bm,
+                           ldb, cg_f32(c, beta), C, ldc};
+    LLVMBuildCall2(c->b, ft, fn, args, 14, "");
+}
+
+static LLVMValueRef load_field(CgCtx *c, LLVMValueRef step, int field, LLVMTypeRef ty, const char *name) {
+    LLVMValueRef p = LLVMBuildStructGEP2(c->b, c->t_step, step, (unsigned)field, "");
+    return LLVMBuildLoad2(c->b, ty, p, name);
+}
+
+/* void NAME(MtlStep *s) running nodes [begin, end) */
+static void build_pass(CgCtx *c, const char *name, int begin, int end) {
+    LLVMTypeRef ft = LLVMFunctionType(c->t_void, &c->t_ptr, 1, 0);
+    LLVMValueRef fn = LLVMAddFunction(c->mod, name, ft);
+    LLVMSetLinkage(fn, LLVMExternalLinkage);
+    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
+    LLVMPositionBuilderAtEnd(c->b, entry);
+    LLVMValueRef s = LLVMGetParam(fn, 0);
+    LLVMSetValueName2(s, "step", 4);
+    c->batch = load_field(c, s, CG_STEP_BATCH, c->t_i64, "B");
+    c->batch_i32 = LLVMBuildTrunc(c->b, c->batch, c->t_i32, "B32");
+    c->training = load_field(c, s, CG_STEP_TRAINING, c->t_i64, "training");
+    c->seed = load_field(c, s, CG_STEP_SEED, c->t_i64, "seed");
+    c->params = load_field(c, s, CG_STEP_PARAMS, c->t_ptr, "params");
+    c->grads = load_field(c, s, CG_STEP_GRADS, c->t_ptr, "grads");
+    c->acts = load_field(c, s, CG_STEP_ACTS, c->t_ptr, "acts");
+    c->input = load_field(c, s, CG_STEP_INPUT, c->t_ptr, "input");
+    c->targets = load_field(c, s, CG_STEP_TARGETS, c->t_ptr, "targets");
+    c->losses = load_field(c, s, CG_STEP_LOSSES, c->t_ptr, "losses");
+    c->task_weights = load_field(c, s, CG_STEP_TASK_WEIGHTS, c->t_ptr, "task_weights");
+    for (int i = begin; i < end; i++) {
+        const IrNode *n = &c->g->n[i];
+        cg_emitters[n->op](c, n);
+    }
+    LLVMBuildRetVoid(c->b);
+}
+
+static void add_model_table(CgCtx *c) {
+    char *json = cg_model_json(c->g);
+    LLVMValueRef str = LLVMConstStringInContext(c->ctx, json, (unsigned)strlen(json), 0);
+    LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(str), "mtl_model_json");
+    LLVMSetInitializer(gv, str);
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMExternalLinkage);
+    free(json);
+}
+
+/* Everything from the kernel bitcode becomes internal (so O3 may inline and drop it) and loses
+ * clang's CPU stamp (so the host target machine decides the instruction set). */
+static void internalise_kernels(CgCtx *c) {
+    for (LLVMValueRef fn = LLVMGetFirstFunction(c->mod); fn; fn = LLVMGetNextFunction(fn)) {
+        LLVMRemoveStringAttributeAtIndex(fn, LLVMAttributeFunctionIndex, "target-cpu", 10);
+        LLVMRemoveStringAttributeAtIndex(fn, LLVMAttributeFunctionIndex, "target-features", 15);
+        LLVMRemoveStringAttributeAtIndex(fn, LLVMAttributeFunctionIndex, "tune-cpu", 8);
+        if (LLVMIsDeclaration(fn)) continue;
+        size_t len;
+        const char *name = LLVMGetValueName2(fn, &len);
+        if (strcmp(name, "mtl_model_forward") && strcmp(name, "mtl_model_backward"))
+            LLVMSetLinkage(fn, LLVMInternalLinkage);
+    }
+}
+
+static LLVMTargetMachineRef host_target_machine(char **triple_out) {
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+    char *triple = LLVMGetDefaultTargetTriple();
+    LLVMTargetRef target;
+    char *err = NULL;
+    if (LLVMGetTargetFromTriple(triple, &target, &err)) {
+        fprintf(stderr, "mtlc: error: no LLVM target for %s: %s\n", triple, err);
+        LLVMDisposeMessage(err);
+        LLVMDisposeMessage(triple);
+        return NULL;
+    }
+    char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelAggressive,
+                                                      LLVMRelocPIC, LLVMCodeModelDefault);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(features);
+    *triple_out = triple;
+    return tm;
+}
+
+int cg_compile(const IrGraph *g, const CgOptions *opt) {
+    int rc = -1;
+    CgCtx c = {.g = g};
+    c.ctx = LLVMContextCreate();
+    char *triple = NULL, *err = NULL;
+    LLVMTargetMachineRef tm = host_target_machine(&triple);
+    if (!tm) goto out_ctx;
+
+    LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRange((const char *)mtl_kernels_bc,
+                                                                    (size_t)mtl_kernels_bc_size, "mtl_kernels", 0);
+    LLVMModuleRef kernels;
+    if (LLVMParseBitcodeInContext2(c.ctx, buf, &kernels)) internal_error("the embedded kernel bitcode does not parse");
+    LLVMDisposeMemoryBuffer(buf);
+
+    c.mod = LLVMModuleCreateWithNameInContext(g->model->name, c.ctx);
+    LLVMSetTarget(c.mod, triple);
+    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+    char *layout = LLVMCopyStringRepOfTargetData(td);
+    LLVMSetDataLayout(c.mod, layout);
+    LLVMSetDataLayout(kernels, layout);
+    LLVMSetTarget(kernels, triple);
+    LLVMDisposeMessage(layout);
+    LLVMDisposeTargetData(td);
+    if (LLVMLinkModules2(c.mod, kernels)) internal_error("linking the kernel bitcode failed");
+
+    c.t_void = LLVMVoidTypeInContext(c.ctx);
+    c.t_i32 = LLVMInt32TypeInContext(c.ctx);
+    c.t_i64 = LLVMInt64TypeInContext(c.ctx);
+    c.t_f32 = LLVMFloatTypeInContext(c.ctx);
+    c.t_ptr = LLVMPointerTypeInContext(c.ctx, 0);
+    LLVMTypeRef fields[CG_STEP_FIELDS] = {c.t_i64, c.t_i64, c.t_i64, c.t_ptr, c.t_ptr,
+                                          c.t_ptr, c.t_ptr, c.t_ptr, c.t_ptr, c.t_ptr};
+    c.t_step = LLVMStructTypeInContext(c.ctx, fields, CG_STEP_FIELDS, 0);
+    c.b = LLVMCreateBuilderInContext(c.ctx);
+
+    build_pass(&c, "mtl_model_forward", 0, g->n_forward);
+    build_pass(&c, "mtl_model_backward", g->n_forward, g->n_n);
+    add_model_table(&c);
+    internalise_kernels(&c);
+
+    if (LLVMVerifyModule(c.mod, LLVMReturnStatusAction, &err))
+        internal_error("generated module does not verify: %s", err);
+    LLVMDisposeMessage(err);
+    err = NULL;
+
+    if (opt->opt_level > 0) {
+        char passes[32];
+        snprintf(passes, sizeof passes, "default<O%d>", opt->opt_level > 3 ? 3 : opt->opt_level);
+        LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+        LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
+        LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
+        LLVMErrorRef e = LLVMRunPasses(c.mod, passes, tm, po);
+        LLVMDisposePassBuilderOptions(po);
+        if (e) {
+            char *msg = LLVMGetErrorMessage(e);
+            internal_error("LLVM passes failed: %s", msg);
+        }
+    }
+
+    if (opt->output == CG_OUT_LLVM) {
+        if (!strcmp(opt->path, "-")) {
+            char *s = LLVMPrintModuleToString(c.mod);
+            fputs(s, stdout);
+            LLVMDisposeMessage(s);
+        } else if (LLVMPrintModuleToFile(c.mod, opt->path, &err)) {
+            fprintf(stderr, "mtlc: error: cannot write %s: %s\n", opt->path, err);
+            goto out;
+        }
+    } else {
+        LLVMCodeGenFileType ft = opt->output == CG_OUT_ASM ? LLVMAssemblyFile : LLVMObjectFile;
+        if (!strcmp(opt->path, "-")) {
+            LLVMMemoryBufferRef mb;
+            if (LLVMTargetMachineEmitToMemoryBuffer(tm, c.mod, ft, &err, &mb)) {
+                fprintf(stderr, "mtlc: error: code generation failed: %s\n", err);
+                goto out;
+            }
+            fwrite(LLVMGetBufferStart(mb), 1, LLVMGetBufferSize(mb), stdout);
+            LLVMDisposeMemoryBuffer(mb);
+        } else if (LLVMTargetMachineEmitToFile(tm, c.mod, (char *)opt->path, ft, &err)) {
+            fprintf(stderr, "mtlc: error: cannot write %s: %s\n", opt->path, err);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    if (err) LLVMDisposeMessage(err);
+    LLVMDisposeBuilder(c.b);
+    LLVMDisposeModule(c.mod);
+    LLVMDisposeTargetMachine(tm);
+    LLVMDisposeMessage(triple);
+out_ctx:
+    LLVMContextDispose(c.ctx);
+    return rc;
+}

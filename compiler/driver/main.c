@@ -1,0 +1,243 @@
+/* mtlc: the compiler driver.
+ *
+ *   mtlc SPEC                       check the spec (diagnostics only)
+ *   mtlc SPEC --report[=json]       where every parameter lives, FLOPs, memory
+ *   mtlc SPEC --emit=STAGE [-o F]   dump a stage: ast, typed, ir, grad-ir, llvm, asm, obj
+ *   mtlc SPEC -o trainer            build a native trainer (object + libmtlrt + OpenBLAS)
+ *   mtlc SPEC --shared -o model.so  build the model alone as a shared object (tests, embedding)
+ *
+ * The pipeline is one function: each stage runs only if the previous reported no error.
+ * Exit status: 0 success, 1 error in the spec (or a failed build step), 2 bad usage.
+ */
+#include "codegen/codegen.h"
+#include "diag/diag.h"
+#include "frontend/ast.h"
+#include "ir/ir.h"
+#include "report/report.h"
+#include "sema/model.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+typedef enum Emit { EMIT_NONE, EMIT_AST, EMIT_TYPED, EMIT_IR, EMIT_GRAD_IR, EMIT_LLVM, EMIT_ASM, EMIT_OBJ } Emit;
+
+typedef struct Options {
+    const char *spec;
+    const char *out;
+    Emit emit;
+    int report;   /* 0 none, 1 text, 2 json */
+    int opt_level;
+    int shared;
+} Options;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: mtlc SPEC.mtl [options]\n"
+            "\n"
+            "Compiles a multi-task model spec into a native trainer.\n"
+            "\n"
+            "options:\n"
+            "  -o, --output FILE     build a trainer executable (or write the --emit output) to FILE\n"
+            "      --report[=json]   print the parameter report (text or JSON) and stop\n"
+            "      --emit=STAGE      print a stage and stop: ast, typed, ir, grad-ir, llvm, asm, obj\n"
+            "      --shared          with -o: build a shared object exporting the model (no trainer)\n"
+            "  -O LEVEL              LLVM optimisation level 0-3 (default 3)\n"
+            "  -h, --help            this help\n"
+            "      --version         print the version\n"
+            "\n"
+            "Without -o, --report or --emit, mtlc only checks the spec.\n"
+            "Exit status: 0 success, 1 error in the spec or the build, 2 bad usage.\n");
+}
+
+static _Noreturn void usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "mtlc: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'mtlc --help'.\n");
+    exit(2);
+}
+
+static Emit parse_emit(const char *s) {
+    static const struct { const char *name; Emit e; } kinds[] = {
+        {"ast", EMIT_AST}, {"typed", EMIT_TYPED}, {"ir", EMIT_IR}, {"grad-ir", EMIT_GRAD_IR},
+        {"llvm", EMIT_LLVM}, {"asm", EMIT_ASM}, {"obj", EMIT_OBJ},
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (!strcmp(s, kinds[i].name)) return kinds[i].e;
+    usage_error("unknown --emit stage '%s' (expected ast, typed, ir, grad-ir, llvm, asm or obj)", s);
+}
+
+static void parse_args(int argc, char **argv, Options *o) {
+    enum { OPT_REPORT = 256, OPT_EMIT, OPT_VERSION, OPT_SHARED };
+    static const struct option longs[] = {
+        {"output", required_argument, 0, 'o'}, {"report", optional_argument, 0, OPT_REPORT},
+        {"emit", required_argument, 0, OPT_EMIT}, {"shared", no_argument, 0, OPT_SHARED},
+        {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, OPT_VERSION}, {0, 0, 0, 0},
+    };
+    memset(o, 0, sizeof *o);
+    o->opt_level = 3;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":o:O:h", longs, NULL)) != -1) {
+        switch (c) {
+        case 'o': o->out = optarg; break;
+        case 'O':
+            if (strlen(optarg) != 1 || optarg[0] < '0' || optarg[0] > '3') usage_error("bad -O level '%s' (0-3)", optarg);
+            o->opt_level = optarg[0] - '0';
+            break;
+        case OPT_REPORT:
+            if (!optarg) o->report = 1;
+            else if (!strcmp(optarg, "json")) o->report = 2;
+            else if (!strcmp(optarg, "text")) o->report = 1;
+            else usage_error("unknown --report format '%s' (expected text or json)", optarg);
+            break;
+        case OPT_EMIT: o->emit = parse_emit(optarg); break;
+        case OPT_SHARED: o->shared = 1; break;
+        case 'h': usage(stdout); exit(0);
+        case OPT_VERSION: printf("mtlc %s (LLVM %s)\n", MTLC_VERSION, MTLC_LLVM_VERSION); exit(0);
+        case ':': usage_error("option '%s' needs a value", argv[optind - 1]);
+        default: usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc) usage_error("%s", "no spec file given");
+    if (optind + 1 < argc) usage_error("more than one spec file given ('%s')", argv[optind + 1]);
+    o->spec = argv[optind];
+    if (o->shared && !o->out) usage_error("%s", "--shared needs -o FILE");
+    if (o->emit == EMIT_OBJ && !o->out) usage_error("%s", "--emit=obj needs -o FILE");
+}
+
+/* Runs argv[0] with argv, waits; returns its exit status or -1. */
+static int run(char *const *argv) {
+    pid_t pid;
+    int e = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+    if (e) {
+        fprintf(stderr, "mtlc: error: cannot run %s: %s\n", argv[0], strerror(e));
+        return -1;
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static const char *runtime_dir(void) {
+    const char *d = getenv("MTLC_RUNTIME_DIR");
+    return d && *d ? d : MTLC_RUNTIME_DIR_DEFAULT;
+}
+
+/* Links OBJ with the runtime into OUT, through OUT.tmp + rename so a failed link never leaves a
+ * half-written executable behind (or replaces a good one). */
+static int link_output(const char *obj, const char *out, int shared) {
+    const char *cc = getenv("MTLC_CC");
+    if (!cc || !*cc) cc = "cc";
+    char tmp[4096], rt_main[4096], rt[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    snprintf(rt_main, sizeof rt_main, "%s/libmtlrt_main.a", runtime_dir());
+    snprintf(rt, sizeof rt, "%s/libmtlrt.a", runtime_dir());
+    char *argv[64];
+    int n = 0;
+    argv[n++] = (char *)cc;
+    if (shared) argv[n++] = "-shared";
+    argv[n++] = (char *)obj;
+    if (!shared) {
+        if (access(rt, R_OK) || access(rt_main, R_OK)) {
+            fprintf(stderr, "mtlc: error: runtime library not found in %s (set MTLC_RUNTIME_DIR)\n", runtime_dir());
+            return -1;
+        }
+        argv[n++] = rt_main;
+        argv[n++] = rt;
+    }
+    char *extra = xstrdup(MTLC_LINK_FLAGS);
+    for (char *tok = strtok(extra, " "); tok && n < 60; tok = strtok(NULL, " ")) argv[n++] = tok;
+    argv[n++] = "-o";
+    argv[n++] = tmp;
+    argv[n] = NULL;
+    int st = run(argv);
+    free(extra);
+    if (st != 0) {
+        fprintf(stderr, "mtlc: error: linking %s failed\n", out);
+        unlink(tmp);
+        return -1;
+    }
+    if (rename(tmp, out)) {
+        fprintf(stderr, "mtlc: error: cannot write %s: %s\n", out, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int build(const IrGraph *g, const Options *o) {
+    char obj[] = "/tmp/mtlc-XXXXXX.o";
+    int fd = mkstemps(obj, 2);
+    if (fd < 0) {
+        fprintf(stderr, "mtlc: error: cannot create a temporary file: %s\n", strerror(errno));
+        return 1;
+    }
+    close(fd);
+    CgOptions cg = {.output = CG_OUT_OBJ, .opt_level = o->opt_level, .path = obj};
+    int rc = cg_compile(g, &cg) == 0 && link_output(obj, o->out, o->shared) == 0 ? 0 : 1;
+    unlink(obj);
+    return rc;
+}
+
+/* The pipeline: parse+check → (report) → lower → fuse → autodiff → plan → codegen/link. */
+static int compile(const Options *o) {
+    Diags d;
+    diags_init(&d, stderr);
+    int rc = 0;
+    if (o->emit == EMIT_AST) {
+        int file = diags_load_file(&d, o->spec);
+        Ast *ast = file < 0 ? NULL : parse_source(&d, (uint32_t)file);
+        if (ast && d.n_errors == 0) ast_dump(&d, ast, stdout);
+        rc = d.n_errors || file < 0 ? 1 : 0;
+        ast_free(ast);
+        diags_free(&d);
+        return rc;
+    }
+    Model *m = model_load(&d, o->spec);
+    if (!m) {
+        diags_free(&d);
+        return 1;
+    }
+    if (o->emit == EMIT_TYPED) {
+        model_dump_typed(m, stdout);
+    } else if (o->report) {
+        if (o->report == 2) report_json(m, stdout);
+        else report_text(m, stdout);
+    } else if (o->emit != EMIT_NONE || o->out) {
+        IrGraph *g = ir_lower(m);
+        ir_fuse(g);
+        if (o->emit != EMIT_IR) ad_build_backward(g);
+        ir_plan_memory(g);
+        ir_verify(g);
+        if (o->emit == EMIT_IR || o->emit == EMIT_GRAD_IR) {
+            ir_dump(g, stdout, o->emit == EMIT_GRAD_IR);
+        } else if (o->emit == EMIT_LLVM || o->emit == EMIT_ASM || o->emit == EMIT_OBJ) {
+            CgOptions cg = {.output = o->emit == EMIT_LLVM ? CG_OUT_LLVM : o->emit == EMIT_ASM ? CG_OUT_ASM : CG_OUT_OBJ,
+                            .opt_level = o->opt_level,
+                            .path = o->out ? o->out : "-"};
+            rc = cg_compile(g, &cg) ? 1 : 0;
+        } else {
+            rc = build(g, o);
+        }
+        ir_free(g);
+    }
+    model_free(m);
+    diags_free(&d);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    Options o;
+    parse_args(argc, argv, &o);
+    return compile(&o);
+}

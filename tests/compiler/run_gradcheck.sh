@@ -1,0 +1,9 @@
+#!/bin/sh
+# run_gradcheck.sh MTLC GRADCHECK SPEC WORKDIR: compile SPEC to a shared object and check its
+# backward pass against central differences.
+set -eu
+mtlc=$1; gradcheck=$2; spec=$3; work=$4
+mkdir -p "$work"
+so="$work/$(basename "$spec" .mtl).so"
+"$mtlc" "$spec" --shared -o "$so"
+"$gradcheck" "$so"
