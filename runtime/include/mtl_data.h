@@ -77,6 +77,15 @@ int mtl_data_load_inputs(const MtlDataConfig *cfg, const char *path, const MtlNo
 void mtl_dataset_free(MtlDataset *d);
 void mtl_norm_free(MtlNorm *n);
 
+/* The project defaults: cmapss kind, synthetic fleet (train_path NULL), rul_cap 125, thresholds
+ * {80, 30}, the 17 default features, cap_test_rul true, validation 0.2, seed 0, no targets. */
+void mtl_data_config_defaults(MtlDataConfig *cfg);
+
+/* Writes the synthetic fleet of this seed as C-MAPSS text files DIR/train_synth.txt,
+ * DIR/test_synth.txt and DIR/RUL_synth.txt (byte-identical to what the loaders read when
+ * train_path is NULL). Returns 0, or -1 after printing "PATH: error: reason". */
+int mtl_synth_write(const char *dir, uint64_t seed);
+
 /* The 17 default C-MAPSS feature names (3 settings + 14 sensors), for configs and tests. */
 extern const char *const mtl_cmapss_default_features[17];
 

@@ -1,0 +1,114 @@
+/* Private interface between the data loaders of libmtlrt (data_*.c, shuffle.c).
+ *
+ * The loaders share one pipeline: a format-specific reader turns a file (or the synthetic
+ * fleet's text) into a DataTable of raw double inputs, float targets and a group id per row;
+ * data_common.c then splits by group, fits the normalisation on the training part and builds
+ * the public MtlDataset. Nothing here is visible to generated code or the trainer.
+ */
+#ifndef MTL_DATA_INTERNAL_H
+#define MTL_DATA_INTERNAL_H
+
+#include "mtl_data.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- 64-bit generator (shuffle.c): xoshiro256** seeded through splitmix64 ---- */
+
+typedef struct DataRng {
+    uint64_t s[4];
+} DataRng;
+
+/* Streams keep independent uses of one user seed from sharing draws. */
+enum { DATA_STREAM_SHUFFLE = 1, DATA_STREAM_SPLIT = 2, DATA_STREAM_SYNTH = 3 };
+
+void data_rng_seed(DataRng *r, uint64_t seed, uint64_t stream, uint64_t sub);
+uint64_t data_rng_next(DataRng *r);
+uint64_t data_rng_below(DataRng *r, uint64_t n);  /* uniform in [0, n), n >= 1, unbiased */
+double data_rng_uniform(DataRng *r);               /* [0, 1), 53 bits */
+double data_rng_normal(DataRng *r);                /* standard normal (Box-Muller) */
+void data_permutation(int64_t *perm, int64_t n, DataRng *r);
+
+/* ---- line-oriented text input with checked errors (data_text.c) ---- */
+
+typedef struct DataReader {
+    FILE *f;
+    const char *path;   /* as given by the user, used in every message */
+    char *buf;          /* current line, NUL-terminated, newline removed */
+    size_t cap;
+    int64_t line;       /* 1-based number of the current line */
+    int errors;         /* diagnostics printed so far */
+} DataReader;
+
+#define DATA_MAX_ERRORS 10
+
+/* Opens path for reading; prints "PATH: error: cannot open: <strerror>" on failure. */
+FILE *data_fopen(const char *path, const char *mode);
+/* Reads the next line into r->buf. Returns 1 on a line, 0 at end of file, -1 on a read error
+ * (already reported). */
+int data_read_line(DataReader *r);
+void data_reader_close(DataReader *r);
+/* "PATH:LINE: error: ..." and counts it; returns false once too many errors were reported so
+ * the caller can stop reading. */
+bool data_error_at(DataReader *r, int64_t line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Splits s in place at any of the separator characters; returns the token count (tokens past
+ * max are counted but not stored). Whitespace mode skips empty tokens; comma mode keeps them. */
+int data_split_ws(char *s, char **tok, int max);
+int data_split_commas(char *s, char **tok, int max);
+/* Whole-token conversions: false if the token is not entirely a finite number / an integer. */
+bool data_parse_double(const char *s, double *out);
+bool data_parse_int64(const char *s, int64_t *out);
+bool data_is_blank(const char *s);
+char *data_strdup(const char *s);
+char *data_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- the common table every reader produces (data_common.c) ---- */
+
+typedef struct DataTable {
+    int64_t n;          /* rows = samples */
+    int n_inputs;
+    double *x;          /* [n, n_inputs] raw, un-normalised */
+    int n_targets;
+    float **y;          /* y[k]: [n]; NULL when n_targets == 0 */
+    int32_t *group;     /* [n] engine / group id */
+    char *source;       /* description of where the rows came from */
+    bool synthetic;
+} DataTable;
+
+int data_table_alloc(DataTable *t, int64_t n, int n_inputs, int n_targets);
+void data_table_free(DataTable *t);
+
+/* ---- C-MAPSS rows (data_cmapss_rows.c) ---- */
+
+typedef struct DataRows {
+    int64_t n, cap;
+    double *v;          /* [n, MTL_CMAPSS_COLUMNS] as written in the file */
+    int64_t *line;      /* [n] source line of each row */
+} DataRows;
+
+/* Parses 26-column rows and checks engine/cycle structure (engines contiguous, cycles
+ * increasing). Every malformed line is reported; returns -1 if any was. */
+int data_cmapss_read_rows(FILE *f, const char *path, DataRows *rows);
+/* One non-negative integer per non-blank line. *last_line is the line of the last value. */
+int data_cmapss_read_rul(FILE *f, const char *path, int64_t **vals, int64_t *n, int64_t *last_line);
+void data_rows_free(DataRows *rows);
+
+/* ---- synthetic fleet (data_synth.c) ---- */
+
+typedef enum SynthPart { SYNTH_TRAIN = 0, SYNTH_TEST = 1, SYNTH_RUL = 2 } SynthPart;
+
+/* The synthetic fleet as the exact text of a C-MAPSS file (malloc'd, NUL-terminated), so the
+ * loaders parse it with the same code as a real file. NULL on allocation failure. */
+char *synth_fleet_text(uint64_t seed, SynthPart part, size_t *len);
+extern const int synth_n_engines;
+
+/* ---- per-format readers into a DataTable ---- */
+
+typedef enum DataWhich { DATA_WHICH_TRAIN, DATA_WHICH_TEST, DATA_WHICH_INPUTS } DataWhich;
+
+int data_cmapss_table(const MtlDataConfig *cfg, DataWhich which, const char *path, DataTable *t);
+int data_csv_table(const MtlDataConfig *cfg, DataWhich which, const char *path, DataTable *t);
+
+#endif
