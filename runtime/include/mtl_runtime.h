@@ -1,0 +1,280 @@
+/* The trainer core of the mtl runtime: model info table, seeded RNG and initialisation, grouped
+ * AdamW, safetensors checkpoints, JSON Lines logs, progress display, OpenBLAS kernel selection and
+ * the train / eval / predict commands.
+ *
+ * Data loading (mtl_data.h) and metrics (mtl_metrics.h) are separate modules; this header only
+ * names what the trainer itself owns. Functions that can fail on user input (files, checkpoints)
+ * return -1 and fill a caller-provided message buffer; a malformed model info table is a compiler
+ * bug and is reported as an internal error by the caller.
+ */
+#ifndef MTL_RUNTIME_H
+#define MTL_RUNTIME_H
+
+#include "mtl_abi.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define MTL_MAX_DIMS 8
+#define MTL_ERR_SIZE 512
+
+/* ---- model info (model_info.c) ------------------------------------------------------------ */
+
+typedef struct MtlTensorInfo {
+    char *name;            /* PyTorch-style dotted path, e.g. "shared.0.weight" */
+    int ndim;
+    int64_t shape[MTL_MAX_DIMS];
+    int64_t offset, count; /* floats, into params/grads/moments */
+    int group;             /* index into MtlModelInfo.groups */
+    bool trainable;
+    MtlInit init;
+    float bound;           /* uniform init: U(-bound, bound) */
+} MtlTensorInfo;
+
+typedef struct MtlGroupInfo {
+    char *name;
+    int64_t offset, count; /* one contiguous range of the parameter layout */
+    float lr, weight_decay, beta1, beta2, eps;
+    bool frozen;
+} MtlGroupInfo;
+
+typedef struct MtlTaskInfo {
+    char *name;
+    MtlTargetKind target;
+    int64_t target_size, classes;
+    MtlLoss loss;
+    float huber_delta, weight;
+    int64_t out_width, output_offset; /* head output at acts + output_offset * batch */
+    char *bind;                       /* cmapss: "rul" / "health"; csv: column name */
+} MtlTaskInfo;
+
+typedef struct MtlModelInfo {
+    int abi;
+    char *name;
+    char *input_name;
+    int input_ndim;
+    int64_t input_shape[MTL_MAX_DIMS];
+    int64_t input_size;
+    int64_t n_params, acts_per_sample;
+    int n_tensors, n_groups, n_tasks;
+    MtlTensorInfo *tensors;
+    MtlGroupInfo *groups;
+    MtlTaskInfo *tasks;
+    struct {
+        int64_t epochs, batch;
+        uint64_t seed;
+        bool has_lr; /* "lr": null -> false (each group keeps its own lr) */
+        float lr;
+    } train;
+    struct {
+        MtlDataKind kind;
+        char *train, *test, *rul; /* NULL when null in the table */
+        float rul_cap;
+        int n_thresholds;
+        float thresholds[8];
+        float validation;
+        int n_features; /* 0: the runtime's default feature list */
+        char **features;
+        int n_inputs;   /* csv */
+        char **inputs;
+        char *group;    /* csv group column or NULL */
+    } data;
+} MtlModelInfo;
+
+/* Parses and validates a model info table. Returns 0, or -1 with a reason in err. */
+int mtl_model_info_parse(const char *json, MtlModelInfo *out, char *err, size_t err_size);
+void mtl_model_info_free(MtlModelInfo *m);
+/* Index of the task / group with that name, or -1. */
+int mtl_model_find_task(const MtlModelInfo *m, const char *name);
+
+/* ---- RNG and initialisation (rng.c, init.c) ------------------------------------------------ */
+
+/* xoshiro256** seeded through splitmix64: every random draw of a run comes from one seed. */
+typedef struct MtlRng {
+    uint64_t s[4];
+} MtlRng;
+
+uint64_t mtl_splitmix64(uint64_t *state);
+void mtl_rng_seed(MtlRng *r, uint64_t seed);
+uint64_t mtl_rng_next(MtlRng *r);
+/* Uniform float in [0, 1) with 24 random bits. */
+float mtl_rng_uniform(MtlRng *r);
+/* A seed for a sub-stream (init, dropout at a step, ...) derived from the run seed. */
+uint64_t mtl_seed_derive(uint64_t seed, uint64_t stream, uint64_t index);
+
+/* Stream ids for mtl_seed_derive. */
+enum { MTL_STREAM_INIT = 1, MTL_STREAM_DROPOUT = 2 };
+
+/* Initialises every tensor of params from its "init" entry, in table order, from one seed. */
+void mtl_init_params(const MtlModelInfo *m, float *params, uint64_t seed);
+
+/* ---- AdamW (adamw.c) ----------------------------------------------------------------------- */
+
+/* A contiguous run of trainable parameters inside one non-frozen group. */
+typedef struct MtlAdamRange {
+    int64_t offset, count;
+    int group;
+} MtlAdamRange;
+
+typedef struct MtlAdamW {
+    int n_groups;
+    int64_t n_params;
+    MtlGroupInfo *groups;  /* copies (names not owned): lr may be overridden per run */
+    int64_t *step;         /* [n_groups] PyTorch's state['step'] per group */
+    float *m, *v;          /* [n_params] first and second moments, parameter layout */
+    float lr_mult;         /* schedule hook: effective lr = groups[g].lr * lr_mult */
+    int n_ranges;
+    MtlAdamRange *ranges;
+} MtlAdamW;
+
+/* Groups as in the model (or hand-made); tensors decide which parts are trainable. tensors may be
+ * NULL: then every non-frozen group is updated over its whole range. Returns 0 or -1 (no memory). */
+int mtl_adamw_init(MtlAdamW *opt, const MtlGroupInfo *groups, int n_groups, int64_t n_params,
+                   const MtlTensorInfo *tensors, int n_tensors);
+void mtl_adamw_free(MtlAdamW *opt);
+/* One step of AdamW (PyTorch semantics) on every non-frozen group. */
+void mtl_adamw_step(MtlAdamW *opt, float *params, const float *grads);
+
+/* ---- checkpoints (checkpoint.c) ------------------------------------------------------------ */
+
+/* String -> string metadata, insertion ordered. */
+typedef struct MtlMeta {
+    int n, cap;
+    char **key, **value;
+} MtlMeta;
+
+void mtl_meta_set(MtlMeta *meta, const char *key, const char *value);
+const char *mtl_meta_get(const MtlMeta *meta, const char *key);
+void mtl_meta_free(MtlMeta *meta);
+
+typedef struct MtlNamedTensor {
+    const char *name;
+    int ndim;
+    int64_t shape[MTL_MAX_DIMS];
+    const float *data;
+} MtlNamedTensor;
+
+/* Writes a safetensors file atomically (path.tmp, fsync, rename). On failure the previous file at
+ * path is untouched, the temporary is removed, and err says "PATH: error: reason". */
+int mtl_safetensors_write(const char *path, const MtlNamedTensor *tensors, int n,
+                          const MtlMeta *meta, char *err, size_t err_size);
+
+typedef struct MtlStTensor {
+    char *name;
+    int ndim;
+    int64_t shape[MTL_MAX_DIMS];
+    int64_t begin, end; /* byte offsets into data */
+} MtlStTensor;
+
+typedef struct MtlSafetensors {
+    int n;
+    MtlStTensor *tensors;
+    MtlMeta meta;
+    unsigned char *file; /* whole file */
+    const unsigned char *data;
+    int64_t data_size;
+} MtlSafetensors;
+
+/* Reads and validates a safetensors file (F32 only). */
+int mtl_safetensors_read(const char *path, MtlSafetensors *st, char *err, size_t err_size);
+void mtl_safetensors_free(MtlSafetensors *st);
+const MtlStTensor *mtl_safetensors_find(const MtlSafetensors *st, const char *name);
+
+/* The model's parameters (named as in the table) and, if opt is not NULL, the AdamW moments as
+ * optimizer.exp_avg.<name> / optimizer.exp_avg_sq.<name> and step counts as metadata
+ * optimizer.step.<group>. meta holds the run's own metadata (format "pt" is added). */
+int mtl_checkpoint_save(const char *path, const MtlModelInfo *m, const float *params,
+                        const MtlAdamW *opt, const MtlMeta *meta, char *err, size_t err_size);
+/* Loads parameters (every model tensor must be present with its shape; unknown tensors are an
+ * error), the optimizer state if opt is not NULL and the file has it, and the metadata if
+ * meta_out is not NULL. params/opt are only written once the whole file has been validated. */
+int mtl_checkpoint_load(const char *path, const MtlModelInfo *m, float *params, MtlAdamW *opt,
+                        MtlMeta *meta_out, char *err, size_t err_size);
+
+/* ---- logs and I/O helpers (log.c) ---------------------------------------------------------- */
+
+/* printf into err (truncating), for the err/err_size convention above. */
+void mtl_errf(char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* mkdir -p; returns 0 or -1 with "PATH: error: reason". */
+int mtl_mkdir_p(const char *path, char *err, size_t err_size);
+/* A JSON Lines log: one compact JSON object per line, flushed after each line. */
+typedef struct MtlLog {
+    FILE *f;
+    char *path;
+} MtlLog;
+int mtl_log_open(MtlLog *log, const char *path, char *err, size_t err_size);
+/* Writes line (no newline) + "\n" to the log and, if echo is not NULL, to echo too. */
+int mtl_log_write(MtlLog *log, const char *line, FILE *echo, char *err, size_t err_size);
+int mtl_log_close(MtlLog *log, char *err, size_t err_size);
+/* Seconds on a monotonic clock. */
+double mtl_now(void);
+
+/* ---- progress (progress.c) ----------------------------------------------------------------- */
+
+typedef struct MtlProgress {
+    bool enabled; /* only on a terminal */
+    int64_t total, done;
+    double start, last_draw;
+    char label[64];
+} MtlProgress;
+
+void mtl_progress_begin(MtlProgress *p, bool enabled, const char *label, int64_t total);
+void mtl_progress_update(MtlProgress *p, int64_t done);
+void mtl_progress_end(MtlProgress *p);
+
+/* ---- OpenBLAS (blas_select.c) -------------------------------------------------------------- */
+
+/* If OpenBLAS picked a generic kernel and the CPU can run a better one, sets OPENBLAS_CORETYPE
+ * and re-executes /proc/self/exe once. Returns only if no re-exec happened (or it failed). */
+void mtl_blas_select(int argc, char **argv);
+/* Kernel OpenBLAS is using, e.g. "Haswell". */
+const char *mtl_blas_corename(void);
+/* The kernel the CPU supports best among those we know ("SkylakeX", "Haswell") or NULL. */
+const char *mtl_blas_best_core(void);
+/* True for OpenBLAS's generic / pre-AVX2 fallbacks. */
+bool mtl_blas_core_is_generic(const char *name);
+/* n <= 0: all cores. Returns the thread count in effect. */
+int mtl_blas_set_threads(int n);
+
+/* ---- commands (trainer.c) ------------------------------------------------------------------ */
+
+typedef struct MtlTrainOptions {
+    const char *train, *test, *rul; /* NULL: from the model's data table */
+    int64_t epochs, batch;           /* < 0: from the model's train table */
+    bool has_seed;
+    uint64_t seed;
+    bool has_lr;
+    float lr;
+    const char *out;                 /* NULL: runs/<model name> */
+    bool has_validation;
+    float validation;
+    bool cap_test_rul;
+    bool quiet;
+    int threads;
+} MtlTrainOptions;
+
+typedef struct MtlEvalOptions {
+    const char *checkpoint; /* NULL: runs/<model name>/model.safetensors */
+    const char *test, *rul;
+    bool json;
+    bool cap_test_rul;
+} MtlEvalOptions;
+
+typedef struct MtlPredictOptions {
+    const char *checkpoint;
+    const char *input;
+    const char *output; /* NULL: stdout */
+} MtlPredictOptions;
+
+/* Each returns the process exit status: 0 success, 1 user error (message already printed). */
+int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o);
+int mtl_eval(const MtlModelInfo *m, const MtlEvalOptions *o);
+int mtl_predict(const MtlModelInfo *m, const MtlPredictOptions *o);
+
+/* Parses mtl_model_json; a bad table is a compiler bug: prints an internal error and aborts. */
+void mtl_model_info_load_or_die(MtlModelInfo *m);
+
+#endif

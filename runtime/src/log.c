@@ -1,0 +1,100 @@
+/* Small checked I/O helpers shared by the trainer: error-buffer formatting, mkdir -p, the JSON
+ * Lines log (OUT/log.jsonl, one object per line, flushed per line so a crash loses at most the
+ * line being written) and a monotonic clock.
+ *
+ * Formatting of the log lines themselves lives in trainer.c; this file only writes them.
+ */
+#include "mtl_runtime.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+void mtl_errf(char *err, size_t err_size, const char *fmt, ...) {
+    if (!err || err_size == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_size, fmt, ap);
+    va_end(ap);
+}
+
+int mtl_mkdir_p(const char *path, char *err, size_t err_size) {
+    size_t n = strlen(path);
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        mtl_errf(err, err_size, "%s: error: out of memory", path);
+        return -1;
+    }
+    memcpy(buf, path, n + 1);
+    /* Create each prefix ending before a '/', then the whole path. */
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char save = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+            mtl_errf(err, err_size, "%s: error: cannot create directory: %s", buf, strerror(errno));
+            free(buf);
+            return -1;
+        }
+        buf[i] = save;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        mtl_errf(err, err_size, "%s: error: not a directory", path);
+        free(buf);
+        return -1;
+    }
+    free(buf);
+    return 0;
+}
+
+int mtl_log_open(MtlLog *log, const char *path, char *err, size_t err_size) {
+    log->f = fopen(path, "w");
+    if (!log->f) {
+        mtl_errf(err, err_size, "%s: error: cannot open for writing: %s", path, strerror(errno));
+        log->path = NULL;
+        return -1;
+    }
+    size_t n = strlen(path) + 1;
+    log->path = malloc(n);
+    if (log->path) memcpy(log->path, path, n);
+    return 0;
+}
+
+int mtl_log_write(MtlLog *log, const char *line, FILE *echo, char *err, size_t err_size) {
+    if (log->f) {
+        if (fputs(line, log->f) == EOF || fputc('\n', log->f) == EOF || fflush(log->f) != 0) {
+            mtl_errf(err, err_size, "%s: error: write failed: %s",
+                     log->path ? log->path : "log", strerror(errno));
+            return -1;
+        }
+    }
+    if (echo) {
+        fputs(line, echo);
+        fputc('\n', echo);
+        fflush(echo);
+    }
+    return 0;
+}
+
+int mtl_log_close(MtlLog *log, char *err, size_t err_size) {
+    int rc = 0;
+    if (log->f && fclose(log->f) != 0) {
+        mtl_errf(err, err_size, "%s: error: close failed: %s", log->path ? log->path : "log",
+                 strerror(errno));
+        rc = -1;
+    }
+    free(log->path);
+    log->f = NULL;
+    log->path = NULL;
+    return rc;
+}
+
+double mtl_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

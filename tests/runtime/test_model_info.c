@@ -1,0 +1,152 @@
+/* Model info table: the good fixture parses into the expected struct; each broken variant (made
+ * by one textual edit of the fixture) is rejected with a reason naming the problem.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mtl_runtime.h"
+
+static char *good;
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    if (fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+static int setup(void **state) {
+    (void)state;
+    good = slurp(MTL_RUNTIME_FIXTURES "/model_good.json");
+    return good ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    free(good);
+    return 0;
+}
+
+/* good with the first occurrence of `from` replaced by `to` (the edit must apply) */
+static char *edit(const char *from, const char *to) {
+    const char *at = strstr(good, from);
+    assert_non_null(at);
+    size_t n = strlen(good) - strlen(from) + strlen(to) + 1;
+    char *s = malloc(n);
+    size_t pre = (size_t)(at - good);
+    memcpy(s, good, pre);
+    strcpy(s + pre, to);
+    strcat(s, at + strlen(from));
+    return s;
+}
+
+static void test_good(void **state) {
+    (void)state;
+    MtlModelInfo m;
+    char err[MTL_ERR_SIZE] = "";
+    assert_int_equal(mtl_model_info_parse(good, &m, err, sizeof err), 0);
+    assert_string_equal(m.name, "TinyDual");
+    assert_int_equal(m.input_size, 3);
+    assert_int_equal(m.n_params, 20);
+    assert_int_equal(m.acts_per_sample, 10);
+    assert_int_equal(m.n_tensors, 6);
+    assert_string_equal(m.tensors[2].name, "head_rul.weight");
+    assert_int_equal(m.tensors[2].ndim, 2);
+    assert_int_equal(m.tensors[2].shape[0], 1);
+    assert_int_equal(m.tensors[2].shape[1], 2);
+    assert_int_equal(m.tensors[2].offset, 8);
+    assert_int_equal(m.tensors[2].group, 1);
+    assert_int_equal(m.tensors[0].init, MTL_INIT_UNIFORM);
+    assert_float_equal(m.tensors[0].bound, 0.57735, 1e-6);
+    assert_int_equal(m.tensors[1].init, MTL_INIT_ZEROS);
+    assert_int_equal(m.tensors[3].init, MTL_INIT_ONES);
+    assert_false(m.tensors[4].trainable);
+    assert_int_equal(m.n_groups, 3);
+    assert_float_equal(m.groups[1].lr, 0.002, 1e-9);
+    assert_float_equal(m.groups[1].beta1, 0.8, 1e-7);
+    assert_float_equal(m.groups[1].beta2, 0.99, 1e-7);
+    assert_float_equal(m.groups[1].eps, 1e-6, 1e-12);
+    assert_true(m.groups[2].frozen);
+    assert_int_equal(m.n_tasks, 2);
+    assert_int_equal(m.tasks[0].target, MTL_TARGET_REAL);
+    assert_int_equal(m.tasks[1].target, MTL_TARGET_CLASS);
+    assert_int_equal(m.tasks[1].loss, MTL_LOSS_CROSS_ENTROPY);
+    assert_int_equal(m.tasks[1].classes, 3);
+    assert_int_equal(m.tasks[1].output_offset, 3);
+    assert_string_equal(m.tasks[1].bind, "health");
+    assert_int_equal(mtl_model_find_task(&m, "health"), 1);
+    assert_int_equal(mtl_model_find_task(&m, "nope"), -1);
+    assert_int_equal(m.train.epochs, 30);
+    assert_int_equal(m.train.batch, 64);
+    assert_int_equal(m.train.seed, 7);
+    assert_false(m.train.has_lr);
+    assert_int_equal(m.data.kind, MTL_DATA_CMAPSS);
+    assert_string_equal(m.data.train, "train_FD001.txt");
+    assert_null(m.data.test);
+    assert_int_equal(m.data.n_thresholds, 2);
+    assert_float_equal(m.data.thresholds[1], 30, 0);
+    assert_int_equal(m.data.n_features, 3);
+    assert_string_equal(m.data.features[1], "s2");
+    mtl_model_info_free(&m);
+}
+
+typedef struct Broken {
+    const char *from, *to, *reason;
+} Broken;
+
+static const Broken broken[] = {
+    {"\"abi\": 1", "\"abi\": 2", "ABI version 2"},
+    {"\"name\": \"TinyDual\",", "", "missing key \"name\""},
+    {"\"n_params\": 20", "\"n_params\": 21", "groups cover 20 parameters but n_params is 21"},
+    {"\"shape\": [2, 3], \"offset\": 0, \"count\": 6", "\"shape\": [2, 3], \"offset\": 0, \"count\": 5",
+     "count 5 does not match shape"},
+    {"\"offset\": 6, \"count\": 2, \"group\": 0", "\"offset\": 5, \"count\": 2, \"group\": 0",
+     "overlaps"},
+    {"\"name\": \"rul\", \"offset\": 8", "\"name\": \"rul\", \"offset\": 9",
+     "groups must be contiguous"},
+    {"\"offset\": 10, \"count\": 1, \"group\": 1", "\"offset\": 10, \"count\": 1, \"group\": 2",
+     "outside its group"},
+    {"\"init\": \"ones\"", "\"init\": \"normal\"", "unknown init \"normal\""},
+    {"\"loss\": \"mse\"", "\"loss\": \"mse2\"", "unknown loss"},
+    {"\"output_offset\": 3", "\"output_offset\": 8", "beyond acts_per_sample"},
+    {"\"kind\": \"cmapss\"", "\"kind\": \"parquet\"", "unknown kind"},
+    {"\"betas\": [0.8, 0.99]", "\"betas\": [0.8]", "betas must be two numbers"},
+    {"\"lr\": null", "\"lr\": \"fast\"", "\"lr\" must be a positive number or null"},
+    {"\"trainable\": true", "\"trainable\": 1", "must be true or false"},
+    {"{\n  \"abi\"", "[\n  \"abi\"", "not valid JSON"},
+};
+
+static void test_broken(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof broken / sizeof broken[0]; i++) {
+        char *s = edit(broken[i].from, broken[i].to);
+        MtlModelInfo m;
+        char err[MTL_ERR_SIZE] = "";
+        int rc = mtl_model_info_parse(s, &m, err, sizeof err);
+        if (rc != -1 || !strstr(err, broken[i].reason))
+            fail_msg("case %zu: rc %d, message \"%s\", expected \"%s\"", i, rc, err,
+                     broken[i].reason);
+        free(s);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good),
+        cmocka_unit_test(test_broken),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
