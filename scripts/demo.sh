@@ -21,7 +21,7 @@ else
   data=()
 fi
 echo "== dual_mlp train ${data[*]:-(built-in synthetic fleet)}"
-"$out/dual_mlp" train "${data[@]}" --out "$out" --epochs "${EPOCHS:-30}"
+"$out/dual_mlp" train "${data[@]}" --out "$out"
 echo "== dual_mlp eval"
 eval_data=()
 [ -n "${CMAPSS:-}" ] && eval_data=(--test "$CMAPSS/test_FD001.txt" --rul "$CMAPSS/RUL_FD001.txt")

@@ -35,7 +35,13 @@ typedef struct Diags {
     int n_errors;
     int n_warnings;
     FILE *out; /* where diagnostics go; stderr by default */
+    bool muted; /* past DIAG_MAX_ERRORS: errors are counted, not printed (notes follow their error) */
+    uint32_t *line_starts; /* lazily built index of line starts for files[line_file] */
+    uint32_t n_line_starts, line_file;
 } Diags;
+
+/* After this many errors the rest are counted but not printed. */
+#define DIAG_MAX_ERRORS 100
 
 void diags_init(Diags *d, FILE *out);
 void diags_free(Diags *d);
@@ -51,6 +57,9 @@ void diag_warning(Diags *d, Span at, const char *fmt, ...) __attribute__((format
 void diag_note(Diags *d, Span at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* An error with no source position ("mtlc: error: ..."). */
 void diag_plain_error(Diags *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Length of the valid UTF-8 sequence starting at s (at most n bytes), 0 if invalid. */
+size_t diag_utf8_len(const char *s, size_t n);
 
 /* 1-based line and column (column counts bytes) of a byte offset. */
 void diag_line_col(const Diags *d, uint32_t file, uint32_t offset, int *line, int *col);

@@ -9,6 +9,7 @@
  * The pipeline is one function: each stage runs only if the previous reported no error.
  * Exit status: 0 success, 1 error in the spec (or a failed build step), 2 bad usage.
  */
+#define _DEFAULT_SOURCE /* mkstemps */
 #include "codegen/codegen.h"
 #include "diag/diag.h"
 #include "frontend/ast.h"

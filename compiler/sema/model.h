@@ -137,4 +137,7 @@ void model_free(Model *m);
 
 int64_t shape_count(const Shape *s);
 
+/* `--emit=typed`: the checked model as text (blocks, shapes, params, groups, tasks, data). */
+void model_dump_typed(const Model *m, FILE *out);
+
 #endif

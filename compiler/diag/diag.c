@@ -1,0 +1,339 @@
+/* User diagnostics: GCC-style `file:line:col: error: message`, the source line and an
+ * underline across the span. Line/column are computed here, only when printing.
+ *
+ * The printed source line is made safe for a terminal: control bytes and bytes that are not
+ * valid UTF-8 are shown as '?', one column each, so the underline stays aligned; tabs are
+ * copied into the underline for the same reason. Very long lines are shown as a window around
+ * the span. This file does not decide what is an error; it only prints them.
+ */
+#include "diag/diag.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Source files larger than this are refused: spans are 32-bit byte offsets. */
+#define DIAG_MAX_FILE ((size_t)1 << 30)
+/* Lines longer than this many characters are shown as a window around the span. */
+#define DIAG_MAX_SHOWN 160
+#define DIAG_CONTEXT 60
+
+void diags_init(Diags *d, FILE *out)
+{
+    memset(d, 0, sizeof *d);
+    d->out = out ? out : stderr;
+}
+
+void diags_free(Diags *d)
+{
+    for (uint32_t i = 0; i < d->n_files; i++) {
+        free(d->files[i].path);
+        free(d->files[i].text);
+    }
+    free(d->files);
+    free(d->line_starts);
+    memset(d, 0, sizeof *d);
+}
+
+uint32_t diags_add_source(Diags *d, const char *path, const char *text, size_t len)
+{
+    if (d->n_files == d->cap_files) {
+        d->cap_files = d->cap_files ? 2 * d->cap_files : 4;
+        d->files = realloc(d->files, d->cap_files * sizeof *d->files);
+        if (!d->files)
+            abort();
+    }
+    SourceFile *f = &d->files[d->n_files];
+    f->path = strdup(path);
+    f->text = malloc(len + 1);
+    if (!f->path || !f->text)
+        abort();
+    if (len)
+        memcpy(f->text, text, len);
+    f->text[len] = '\0';
+    f->len = len;
+    return d->n_files++;
+}
+
+int diags_load_file(Diags *d, const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        fprintf(d->out, "%s: error: cannot open: %s\n", path, strerror(errno));
+        d->n_errors++;
+        return -1;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        abort();
+    for (;;) {
+        if (len == cap) {
+            if (cap >= DIAG_MAX_FILE) {
+                fprintf(d->out, "%s: error: file too large (more than %zu bytes)\n", path,
+                        (size_t)DIAG_MAX_FILE);
+                d->n_errors++;
+                free(buf);
+                fclose(fp);
+                return -1;
+            }
+            cap *= 2;
+            buf = realloc(buf, cap);
+            if (!buf)
+                abort();
+        }
+        size_t got = fread(buf + len, 1, cap - len, fp);
+        len += got;
+        if (got == 0)
+            break;
+    }
+    if (ferror(fp)) {
+        fprintf(d->out, "%s: error: cannot read: %s\n", path, strerror(errno));
+        d->n_errors++;
+        free(buf);
+        fclose(fp);
+        return -1;
+    }
+    fclose(fp);
+    uint32_t idx = diags_add_source(d, path, buf, len);
+    free(buf);
+    return (int)idx;
+}
+
+size_t diag_utf8_len(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    if (n == 0)
+        return 0;
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t len;
+    uint32_t min;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    uint32_t cp = c & (0x7F >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    /* overlong forms, surrogates and values past U+10FFFF are not UTF-8 */
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+/* Line starts of one file, built on first use so that many diagnostics (or an AST dump of a
+ * huge file) do not rescan the text from the start each time. */
+static void index_lines(Diags *d, uint32_t file)
+{
+    if (d->line_starts && d->line_file == file)
+        return;
+    free(d->line_starts);
+    const SourceFile *f = &d->files[file];
+    uint32_t n = 1;
+    for (size_t i = 0; i < f->len; i++)
+        n += f->text[i] == '\n';
+    d->line_starts = malloc((size_t)n * sizeof *d->line_starts);
+    if (!d->line_starts)
+        abort();
+    d->line_starts[0] = 0;
+    uint32_t k = 1;
+    for (size_t i = 0; i < f->len; i++)
+        if (f->text[i] == '\n')
+            d->line_starts[k++] = (uint32_t)i + 1;
+    d->n_line_starts = n;
+    d->line_file = file;
+}
+
+void diag_line_col(const Diags *cd, uint32_t file, uint32_t offset, int *line, int *col)
+{
+    /* The index is a cache: logically const, so the cast is safe. */
+    Diags *d = (Diags *)cd;
+    const SourceFile *f = &d->files[file];
+    if (offset > f->len)
+        offset = (uint32_t)f->len;
+    index_lines(d, file);
+    uint32_t lo = 0, hi = d->n_line_starts; /* last start <= offset */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (d->line_starts[mid] <= offset)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    *line = (int)lo + 1;
+    *col = (int)(offset - d->line_starts[lo]) + 1;
+}
+
+/* One displayed character of a source line. */
+typedef struct Cell {
+    uint32_t off; /* byte offset of its first byte */
+    uint32_t len; /* bytes in the source */
+    char kind;    /* 't' tab, 'c' copy bytes, '?' replaced */
+} Cell;
+
+static void print_excerpt(const Diags *d, Span at)
+{
+    const SourceFile *f = &d->files[at.file];
+    uint32_t begin = at.begin > f->len ? (uint32_t)f->len : at.begin;
+    uint32_t end = at.end > f->len ? (uint32_t)f->len : at.end;
+    if (end < begin)
+        end = begin;
+    uint32_t ls = begin;
+    while (ls > 0 && f->text[ls - 1] != '\n')
+        ls--;
+    uint32_t le = begin;
+    while (le < f->len && f->text[le] != '\n')
+        le++;
+    if (end > le)
+        end = le; /* a span crossing lines is underlined to the end of its first line */
+
+    /* Split the line into cells. */
+    size_t cap = 64, n = 0;
+    Cell *cells = malloc(cap * sizeof *cells);
+    if (!cells)
+        abort();
+    for (uint32_t i = ls; i < le;) {
+        if (n == cap) {
+            cap *= 2;
+            cells = realloc(cells, cap * sizeof *cells);
+            if (!cells)
+                abort();
+        }
+        unsigned char c = (unsigned char)f->text[i];
+        Cell cell = {i, 1, 'c'};
+        if (c == '\t') {
+            cell.kind = 't';
+        } else if (c < 0x20 || c == 0x7f) {
+            cell.kind = '?';
+        } else if (c >= 0x80) {
+            size_t l = diag_utf8_len(f->text + i, le - i);
+            if (l == 0)
+                cell.kind = '?';
+            else
+                cell.len = (uint32_t)l;
+        }
+        cells[n++] = cell;
+        i += cell.len;
+    }
+    /* Cell index of the span's begin and end. */
+    size_t cb = n, ce = n;
+    for (size_t k = 0; k < n; k++) {
+        if (cb == n && cells[k].off + cells[k].len > begin)
+            cb = k;
+        if (ce == n && cells[k].off >= end)
+            ce = k;
+    }
+    if (ce < cb)
+        ce = cb;
+    size_t ws = 0, we = n;
+    if (n > DIAG_MAX_SHOWN) {
+        ws = cb > DIAG_CONTEXT ? cb - DIAG_CONTEXT : 0;
+        we = ws + DIAG_MAX_SHOWN < n ? ws + DIAG_MAX_SHOWN : n;
+        if (cb >= we) /* cannot happen with the sizes above; keep the caret visible anyway */
+            cb = we;
+        if (ce > we)
+            ce = we;
+    }
+    FILE *o = d->out;
+    fputs("  ", o);
+    if (ws > 0)
+        fputs("...", o);
+    for (size_t k = ws; k < we; k++) {
+        if (cells[k].kind == '?')
+            fputc('?', o);
+        else
+            fwrite(f->text + cells[k].off, 1, cells[k].len, o);
+    }
+    if (we < n)
+        fputs("...", o);
+    fputc('\n', o);
+    fputs("  ", o);
+    if (ws > 0)
+        fputs("   ", o);
+    for (size_t k = ws; k < cb; k++)
+        fputc(cells[k].kind == 't' ? '\t' : ' ', o);
+    fputc('^', o);
+    for (size_t k = cb + 1; k < ce; k++)
+        fputc(cells[k].kind == 't' ? '\t' : '~', o);
+    fputc('\n', o);
+    free(cells);
+}
+
+static void report(Diags *d, Span at, const char *kind, const char *fmt, va_list ap)
+{
+    int line = 1, col = 1;
+    const char *path = "?";
+    if (at.file < d->n_files) {
+        diag_line_col(d, at.file, at.begin, &line, &col);
+        path = d->files[at.file].path;
+    }
+    fprintf(d->out, "%s:%d:%d: %s: ", path, line, col, kind);
+    vfprintf(d->out, fmt, ap);
+    fputc('\n', d->out);
+    if (at.file < d->n_files)
+        print_excerpt(d, at);
+}
+
+void diag_error(Diags *d, Span at, const char *fmt, ...)
+{
+    if (d->n_errors >= DIAG_MAX_ERRORS) {
+        if (!d->muted)
+            fprintf(d->out, "mtlc: error: too many errors (more than %d); not printing the rest\n",
+                    DIAG_MAX_ERRORS);
+        d->muted = true;
+        d->n_errors++;
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    report(d, at, "error", fmt, ap);
+    va_end(ap);
+    d->n_errors++;
+}
+
+void diag_warning(Diags *d, Span at, const char *fmt, ...)
+{
+    if (d->muted)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    report(d, at, "warning", fmt, ap);
+    va_end(ap);
+    d->n_warnings++;
+}
+
+void diag_note(Diags *d, Span at, const char *fmt, ...)
+{
+    if (d->muted)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    report(d, at, "note", fmt, ap);
+    va_end(ap);
+}
+
+void diag_plain_error(Diags *d, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("mtlc: error: ", d->out);
+    vfprintf(d->out, fmt, ap);
+    fputc('\n', d->out);
+    va_end(ap);
+    d->n_errors++;
+}

@@ -1,0 +1,474 @@
+/* The parameter report in text and JSON (see report.h). All numbers come from
+ * report_totals() and the Model, so both forms always agree. It does not check the
+ * model (sema did) and does not print diagnostics. */
+#include "report/report.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FLOPS_RULE                                                                                 \
+    "dense: 2*in*out FLOPs (one multiply-add = 2); bias add, activation, dropout: 1 per element; " \
+    "losses not counted; training step = forward + backward, where backward costs 2x forward "     \
+    "for dense matrix products (input and weight gradients) and 1x for elementwise ops"
+#define MEMORY_RULE                                                                                \
+    "float32 parameters + gradients + 2 AdamW moments (trainable only), + activations "            \
+    "(input and every layer output) and their gradients, + targets, for one batch"
+
+void report_totals(const Model *m, ReportTotals *t)
+{
+    memset(t, 0, sizeof *t);
+    for (int i = 0; i < m->n_params; i++) {
+        const Param *p = &m->params[i];
+        t->total += p->count;
+        if (p->trainable)
+            t->trainable += p->count;
+        else
+            t->frozen += p->count;
+        if (m->blocks[p->block].is_trunk)
+            t->shared += p->count;
+        else
+            t->task_specific += p->count;
+    }
+    t->shared_percent = t->total ? 100.0 * (double)t->shared / (double)t->total : 0.0;
+    int64_t mm = 0, elem = 0;
+    t->acts_per_sample = shape_count(&m->input);
+    for (int b = 0; b < m->n_blocks; b++) {
+        for (int l = 0; l < m->blocks[b].n_layers; l++) {
+            const Layer *L = &m->blocks[b].layers[l];
+            int64_t in = shape_count(&L->in), out = shape_count(&L->out);
+            t->acts_per_sample += out;
+            if (L->kind == LAYER_DENSE) {
+                mm += 2 * in * out;
+                if (L->bias)
+                    elem += out;
+            } else {
+                elem += out;
+            }
+        }
+    }
+    t->forward_flops = mm + elem;
+    t->train_flops = 3 * mm + 2 * elem;
+    int64_t batch = m->train.batch, targets = 0;
+    for (int k = 0; k < m->n_tasks; k++)
+        targets += m->tasks[k].target_width;
+    t->mem_params = 4 * t->total;
+    t->mem_grads = 4 * t->trainable;
+    t->mem_optimizer = 8 * t->trainable;
+    t->mem_acts = 4 * 2 * t->acts_per_sample * batch;
+    t->mem_targets = 4 * targets * batch;
+    t->mem_total = t->mem_params + t->mem_grads + t->mem_optimizer + t->mem_acts + t->mem_targets;
+}
+
+/* ---- formatting helpers -------------------------------------------------------------- */
+
+/* 3497220 -> "3,497,220" */
+static const char *thousands(int64_t v, char *buf, size_t cap)
+{
+    char raw[32];
+    snprintf(raw, sizeof raw, "%lld", (long long)(v < 0 ? -v : v));
+    size_t n = strlen(raw), o = 0;
+    if (v < 0 && o + 1 < cap)
+        buf[o++] = '-';
+    for (size_t i = 0; i < n && o + 2 < cap; i++) {
+        buf[o++] = raw[i];
+        if ((n - i - 1) % 3 == 0 && i + 1 < n)
+            buf[o++] = ',';
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static const char *human_bytes(int64_t b, char *buf, size_t cap)
+{
+    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1024.0 && u < 4) {
+        v /= 1024.0;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, cap, "%lld B", (long long)b);
+    else
+        snprintf(buf, cap, "%.1f %s", v, unit[u]);
+    return buf;
+}
+
+static void shape_text(const Shape *s, char *buf, size_t cap)
+{
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, cap - o, "[");
+    for (int i = 0; i < s->rank && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%lld", i ? ", " : "", (long long)s->dim[i]);
+    if (o < cap)
+        snprintf(buf + o, cap - o, "]");
+}
+
+static void tasks_text(const Model *m, uint32_t mask, char *buf, size_t cap)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < m->n_tasks && o < cap; k++)
+        if (mask & (1u << k))
+            o += (size_t)snprintf(buf + o, cap - o, "%s%s", o ? ", " : "", m->tasks[k].name);
+    if (o == 0)
+        snprintf(buf, cap, "-");
+}
+
+static const char *loss_name(MtlLoss l)
+{
+    static const char *const n[] = {"mse", "mae", "huber", "cross_entropy"};
+    return (unsigned)l < 4 ? n[l] : "?";
+}
+
+/* Floats as their shortest decimal (1e-3f prints as 0.001, not 0.0010000000474974513). */
+static double tidy(float x)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%.7g", (double)x);
+    return strtod(b, NULL);
+}
+
+/* A small text table: columns sized to their widest cell, numbers right-aligned. */
+#define TABLE_COLS 8
+typedef struct Table {
+    int n_cols, n_rows, cap;
+    bool right[TABLE_COLS];
+    char **cells; /* n_rows * n_cols */
+} Table;
+
+static void table_row(Table *t, const char *const *cells)
+{
+    if (t->n_rows == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 16;
+        t->cells = realloc(t->cells, (size_t)t->cap * (size_t)t->n_cols * sizeof *t->cells);
+        if (!t->cells)
+            abort();
+    }
+    for (int c = 0; c < t->n_cols; c++) {
+        t->cells[t->n_rows * t->n_cols + c] = strdup(cells[c]);
+        if (!t->cells[t->n_rows * t->n_cols + c])
+            abort();
+    }
+    t->n_rows++;
+}
+
+static void table_print(Table *t, FILE *out)
+{
+    size_t w[TABLE_COLS] = {0};
+    for (int r = 0; r < t->n_rows; r++)
+        for (int c = 0; c < t->n_cols; c++) {
+            size_t n = strlen(t->cells[r * t->n_cols + c]);
+            if (n > w[c])
+                w[c] = n;
+        }
+    for (int r = 0; r < t->n_rows; r++) {
+        fputs("  ", out);
+        for (int c = 0; c < t->n_cols; c++) {
+            const char *s = t->cells[r * t->n_cols + c];
+            bool last = c == t->n_cols - 1;
+            if (t->right[c] && r > 0)
+                fprintf(out, "%*s", (int)w[c], s);
+            else if (last)
+                fputs(s, out);
+            else
+                fprintf(out, "%-*s", (int)w[c], s);
+            if (!last)
+                fputs("  ", out);
+        }
+        fputc('\n', out);
+    }
+    for (int i = 0; i < t->n_rows * t->n_cols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    memset(t, 0, sizeof *t);
+}
+
+static int64_t group_count(const Model *m, int g, bool trainable_only)
+{
+    int64_t n = 0;
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].group == g && (!trainable_only || m->params[i].trainable))
+            n += m->params[i].count;
+    return n;
+}
+
+static int64_t block_count(const Model *m, int b)
+{
+    int64_t n = 0;
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].block == b)
+            n += m->params[i].count;
+    return n;
+}
+
+/* Parameters a task's gradient reaches. */
+static int64_t task_reach(const Model *m, int k)
+{
+    int64_t n = 0;
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].task_mask & (1u << k))
+            n += m->params[i].count;
+    return n;
+}
+
+static uint32_t block_mask(const Model *m, int b)
+{
+    uint32_t mask = 0;
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].block == b)
+            mask |= m->params[i].task_mask;
+    return mask;
+}
+
+/* ---- text ---------------------------------------------------------------------------- */
+
+void report_text(const Model *m, FILE *out)
+{
+    ReportTotals t;
+    report_totals(m, &t);
+    char a[64], b[64], c[64], d[256], e[64], f[64];
+    Table tab;
+
+    shape_text(&m->input, a, sizeof a);
+    fprintf(out, "Model %s: input %s %s, %d task%s\n\n", m->name, m->input_name, a, m->n_tasks,
+            m->n_tasks == 1 ? "" : "s");
+
+    fputs("Parameters\n", out);
+    memset(&tab, 0, sizeof tab);
+    tab.n_cols = 6;
+    tab.right[2] = true;
+    table_row(&tab, (const char *const[]){"Tensor", "Shape", "Params", "Group", "Trainable", "Tasks"});
+    for (int i = 0; i < m->n_params; i++) {
+        const Param *p = &m->params[i];
+        shape_text(&p->shape, a, sizeof a);
+        thousands(p->count, b, sizeof b);
+        tasks_text(m, p->task_mask, d, sizeof d);
+        table_row(&tab, (const char *const[]){p->name, a, b, p->group >= 0 ? m->groups[p->group].name : "?",
+                                              p->trainable ? "yes" : "frozen", d});
+    }
+    table_print(&tab, out);
+
+    fputs("\nGroups\n", out);
+    tab.n_cols = 7;
+    tab.right[1] = true;
+    table_row(&tab, (const char *const[]){"Group", "Params", "lr", "weight_decay", "betas", "eps", "State"});
+    for (int g = 0; g < m->n_groups; g++) {
+        const Group *gr = &m->groups[g];
+        thousands(group_count(m, g, false), a, sizeof a);
+        snprintf(b, sizeof b, "%g", tidy(gr->lr));
+        snprintf(c, sizeof c, "%g", tidy(gr->weight_decay));
+        snprintf(d, sizeof d, "(%g, %g)", tidy(gr->beta1), tidy(gr->beta2));
+        snprintf(e, sizeof e, "%g", tidy(gr->eps));
+        table_row(&tab, (const char *const[]){gr->name, a, b, c, d, e,
+                                              gr->frozen ? "frozen" : gr->implicit ? "trainable (implicit default group)" : "trainable"});
+    }
+    table_print(&tab, out);
+
+    fputs("\nBlocks\n", out);
+    tab.n_cols = 4;
+    tab.right[2] = true;
+    table_row(&tab, (const char *const[]){"Block", "Kind", "Params", "Reached by"});
+    for (int bl = 0; bl < m->n_blocks; bl++) {
+        thousands(block_count(m, bl), a, sizeof a);
+        tasks_text(m, block_mask(m, bl), d, sizeof d);
+        table_row(&tab, (const char *const[]){m->blocks[bl].prefix, m->blocks[bl].is_trunk ? "trunk (shared)" : "head",
+                                              a, d});
+    }
+    table_print(&tab, out);
+
+    fputs("\nTasks\n", out);
+    tab.n_cols = 6;
+    tab.right[4] = true;
+    table_row(&tab, (const char *const[]){"Task", "Target", "Loss", "Weight", "Params reached", "Bind"});
+    for (int k = 0; k < m->n_tasks; k++) {
+        const Task *tk = &m->tasks[k];
+        if (tk->target_kind == MTL_TARGET_CLASS)
+            snprintf(a, sizeof a, "class(%lld)", (long long)tk->num_classes);
+        else if (tk->target_width == 1)
+            snprintf(a, sizeof a, "real");
+        else
+            snprintf(a, sizeof a, "real[%lld]", (long long)tk->target_width);
+        if (tk->loss == MTL_LOSS_HUBER)
+            snprintf(b, sizeof b, "huber(delta = %g)", tidy(tk->huber_delta));
+        else
+            snprintf(b, sizeof b, "%s", loss_name(tk->loss));
+        snprintf(c, sizeof c, "%g", tidy(tk->weight));
+        thousands(task_reach(m, k), e, sizeof e);
+        table_row(&tab, (const char *const[]){tk->name, a, b, c, e, tk->bind});
+    }
+    table_print(&tab, out);
+
+    fputs("\nTotals\n", out);
+    char pct[32];
+    thousands(t.total, a, sizeof a);
+    fprintf(out, "  %-22s %12s\n", "Total params", a);
+    thousands(t.trainable, a, sizeof a);
+    fprintf(out, "  %-22s %12s\n", "Trainable params", a);
+    thousands(t.frozen, a, sizeof a);
+    fprintf(out, "  %-22s %12s\n", "Frozen params", a);
+    thousands(t.shared, a, sizeof a);
+    snprintf(pct, sizeof pct, "%.1f", t.shared_percent);
+    fprintf(out, "  %-22s %12s  (%s %% shared)\n", "Shared (trunk)", a, pct);
+    thousands(t.task_specific, a, sizeof a);
+    snprintf(pct, sizeof pct, "%.1f", t.total ? 100.0 - t.shared_percent : 0.0);
+    fprintf(out, "  %-22s %12s  (%s %%)\n", "Task-specific (heads)", a, pct);
+
+    fputs("\nCompute (estimated, per sample)\n", out);
+    thousands(t.forward_flops, a, sizeof a);
+    thousands(t.train_flops, b, sizeof b);
+    fprintf(out, "  Forward FLOPs        %s\n  Training-step FLOPs  %s\n", a, b);
+    fputs("  Rule: dense = 2*in*out (a multiply-add is 2 FLOPs); bias add, activation and dropout\n"
+          "        = 1 per element; losses are not counted. Training step = forward + backward,\n"
+          "        backward = 2x forward for dense products (input and weight gradients), 1x for\n"
+          "        elementwise ops.\n", out);
+
+    thousands(m->train.batch, a, sizeof a);
+    fprintf(out, "\nMemory of one training step at batch %s\n", a);
+    struct { const char *what; int64_t bytes; } rows[] = {
+        {"Parameters", t.mem_params},       {"Gradients", t.mem_grads},
+        {"AdamW moments", t.mem_optimizer}, {"Activations + gradients", t.mem_acts},
+        {"Targets", t.mem_targets},         {"Total", t.mem_total},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        thousands(rows[i].bytes, a, sizeof a);
+        human_bytes(rows[i].bytes, f, sizeof f);
+        fprintf(out, "  %-24s %12s bytes  (%s)\n", rows[i].what, a, f);
+    }
+    thousands(t.acts_per_sample, a, sizeof a);
+    fprintf(out, "  Rule: float32 parameters, gradients and 2 AdamW moments (trainable only), plus\n"
+                 "        activations (input and every layer output, %s floats per sample) and\n"
+                 "        their gradients, plus targets, for one batch.\n", a);
+}
+
+/* ---- JSON ---------------------------------------------------------------------------- */
+
+static cJSON *shape_json(const Shape *s)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < s->rank; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)s->dim[i]));
+    return arr;
+}
+
+static cJSON *tasks_json(const Model *m, uint32_t mask)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (int k = 0; k < m->n_tasks; k++)
+        if (mask & (1u << k))
+            cJSON_AddItemToArray(arr, cJSON_CreateString(m->tasks[k].name));
+    return arr;
+}
+
+void report_json(const Model *m, FILE *out)
+{
+    ReportTotals t;
+    report_totals(m, &t);
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "model", m->name);
+    cJSON *in = cJSON_AddObjectToObject(root, "input");
+    cJSON_AddStringToObject(in, "name", m->input_name);
+    cJSON_AddItemToObject(in, "shape", shape_json(&m->input));
+    cJSON_AddNumberToObject(root, "total", (double)t.total);
+    cJSON_AddNumberToObject(root, "trainable", (double)t.trainable);
+    cJSON_AddNumberToObject(root, "frozen", (double)t.frozen);
+    cJSON_AddNumberToObject(root, "shared", (double)t.shared);
+    cJSON_AddNumberToObject(root, "task_specific", (double)t.task_specific);
+    char pct[32];
+    snprintf(pct, sizeof pct, "%.1f", t.shared_percent);
+    cJSON_AddNumberToObject(root, "shared_percent", strtod(pct, NULL));
+
+    cJSON *tensors = cJSON_AddArrayToObject(root, "tensors");
+    for (int i = 0; i < m->n_params; i++) {
+        const Param *p = &m->params[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", p->name);
+        cJSON_AddItemToObject(o, "shape", shape_json(&p->shape));
+        cJSON_AddNumberToObject(o, "count", (double)p->count);
+        cJSON_AddStringToObject(o, "group", p->group >= 0 ? m->groups[p->group].name : "");
+        cJSON_AddBoolToObject(o, "trainable", p->trainable);
+        cJSON_AddItemToObject(o, "tasks", tasks_json(m, p->task_mask));
+        cJSON_AddStringToObject(o, "block", m->blocks[p->block].prefix);
+        cJSON_AddStringToObject(o, "init", p->init == MTL_INIT_UNIFORM ? "uniform" : p->init == MTL_INIT_ZEROS ? "zeros" : "ones");
+        cJSON_AddNumberToObject(o, "bound", tidy(p->init_bound));
+        cJSON_AddItemToArray(tensors, o);
+    }
+
+    cJSON *groups = cJSON_AddArrayToObject(root, "groups");
+    for (int g = 0; g < m->n_groups; g++) {
+        const Group *gr = &m->groups[g];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", gr->name);
+        cJSON_AddNumberToObject(o, "count", (double)group_count(m, g, false));
+        cJSON_AddNumberToObject(o, "trainable", (double)group_count(m, g, true));
+        cJSON_AddNumberToObject(o, "lr", tidy(gr->lr));
+        cJSON_AddNumberToObject(o, "weight_decay", tidy(gr->weight_decay));
+        cJSON *betas = cJSON_AddArrayToObject(o, "betas");
+        cJSON_AddItemToArray(betas, cJSON_CreateNumber(tidy(gr->beta1)));
+        cJSON_AddItemToArray(betas, cJSON_CreateNumber(tidy(gr->beta2)));
+        cJSON_AddNumberToObject(o, "eps", tidy(gr->eps));
+        cJSON_AddBoolToObject(o, "frozen", gr->frozen);
+        cJSON_AddBoolToObject(o, "implicit", gr->implicit);
+        cJSON_AddItemToArray(groups, o);
+    }
+
+    cJSON *blocks = cJSON_AddArrayToObject(root, "blocks");
+    for (int b = 0; b < m->n_blocks; b++) {
+        const Block *bl = &m->blocks[b];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", bl->prefix);
+        cJSON_AddStringToObject(o, "kind", bl->is_trunk ? "trunk" : "head");
+        if (bl->is_trunk)
+            cJSON_AddNullToObject(o, "task");
+        else
+            cJSON_AddStringToObject(o, "task", m->tasks[bl->task].name);
+        cJSON_AddNumberToObject(o, "count", (double)block_count(m, b));
+        cJSON_AddItemToObject(o, "tasks", tasks_json(m, block_mask(m, b)));
+        cJSON_AddItemToObject(o, "input_shape", shape_json(&bl->in));
+        cJSON_AddItemToObject(o, "output_shape", shape_json(&bl->out));
+        cJSON_AddItemToArray(blocks, o);
+    }
+
+    cJSON *tasks = cJSON_AddArrayToObject(root, "tasks");
+    for (int k = 0; k < m->n_tasks; k++) {
+        const Task *tk = &m->tasks[k];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", tk->name);
+        cJSON_AddStringToObject(o, "target", tk->target_kind == MTL_TARGET_CLASS ? "class" : "real");
+        cJSON_AddNumberToObject(o, "target_width", (double)tk->target_width);
+        cJSON_AddNumberToObject(o, "classes", (double)tk->num_classes);
+        cJSON_AddStringToObject(o, "loss", loss_name(tk->loss));
+        if (tk->loss == MTL_LOSS_HUBER)
+            cJSON_AddNumberToObject(o, "huber_delta", tidy(tk->huber_delta));
+        cJSON_AddNumberToObject(o, "weight", tidy(tk->weight));
+        cJSON_AddNumberToObject(o, "out_width", (double)tk->out_width);
+        cJSON_AddNumberToObject(o, "params", (double)task_reach(m, k));
+        cJSON_AddStringToObject(o, "bind", tk->bind);
+        cJSON_AddItemToArray(tasks, o);
+    }
+
+    cJSON *fl = cJSON_AddObjectToObject(root, "flops");
+    cJSON_AddNumberToObject(fl, "forward_per_sample", (double)t.forward_flops);
+    cJSON_AddNumberToObject(fl, "train_step_per_sample", (double)t.train_flops);
+    cJSON_AddStringToObject(fl, "rule", FLOPS_RULE);
+
+    cJSON *mem = cJSON_AddObjectToObject(root, "memory");
+    cJSON_AddNumberToObject(mem, "batch", m->train.batch);
+    cJSON_AddNumberToObject(mem, "bytes", (double)t.mem_total);
+    cJSON_AddNumberToObject(mem, "params_bytes", (double)t.mem_params);
+    cJSON_AddNumberToObject(mem, "grads_bytes", (double)t.mem_grads);
+    cJSON_AddNumberToObject(mem, "optimizer_bytes", (double)t.mem_optimizer);
+    cJSON_AddNumberToObject(mem, "activations_bytes", (double)t.mem_acts);
+    cJSON_AddNumberToObject(mem, "targets_bytes", (double)t.mem_targets);
+    cJSON_AddNumberToObject(mem, "activations_per_sample", (double)t.acts_per_sample);
+    cJSON_AddStringToObject(mem, "rule", MEMORY_RULE);
+
+    char *text = cJSON_Print(root);
+    if (text) {
+        fputs(text, out);
+        fputc('\n', out);
+        cJSON_free(text);
+    }
+    cJSON_Delete(root);
+}

@@ -1,0 +1,32 @@
+/* Compile-time parameter report (`--report`, `--report=json`).
+ *
+ * Like torchinfo / Keras summary() plus what they lack: per tensor its group, trainable or
+ * frozen, and which tasks' gradients reach it; per group, block and task totals; shared (trunk)
+ * vs task-specific totals with the shared percentage; estimated FLOPs per sample and the memory
+ * one training step needs at the spec's batch size. Text has thousands separators; JSON (cJSON)
+ * carries the same content for tools.
+ */
+#ifndef MTLC_REPORT_H
+#define MTLC_REPORT_H
+
+#include "sema/model.h"
+
+#include <stdio.h>
+
+void report_text(const Model *m, FILE *out);
+void report_json(const Model *m, FILE *out);
+
+/* The numbers both forms print (exposed for tests and for the driver). */
+typedef struct ReportTotals {
+    int64_t total, trainable, frozen;
+    int64_t shared, task_specific;     /* trunk vs heads */
+    double shared_percent;             /* 100 * shared / total, 0 when total is 0 */
+    int64_t forward_flops;             /* per sample */
+    int64_t train_flops;               /* per sample, forward + backward */
+    int64_t acts_per_sample;           /* floats: input + every layer output */
+    int64_t mem_params, mem_grads, mem_optimizer, mem_acts, mem_targets, mem_total; /* bytes */
+} ReportTotals;
+
+void report_totals(const Model *m, ReportTotals *t);
+
+#endif

@@ -1,0 +1,1077 @@
+/* Semantic analysis: AST -> Model.
+ *
+ * Resolves declarations, builds the trunk and head blocks with PyTorch-style parameter
+ * paths and per-sample shapes, checks tasks against targets and losses, balance weights,
+ * data binding and training defaults. Group coverage is in sema_groups.c. Every check
+ * reports through diag_error() with the exact span and keeps going, so one run lists every
+ * independent error; the Model is returned only if none was found.
+ * It does not lower to IR and does not know about code generation.
+ */
+#include "sema/sema_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+char *sema_strdup(const char *s)
+{
+    char *r = strdup(s ? s : "");
+    if (!r)
+        abort();
+    return r;
+}
+
+static char *fmt_path(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *r = malloc(n);
+    if (!r)
+        abort();
+    snprintf(r, n, "%s.%s", a, b);
+    return r;
+}
+
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 32 || lb > 32)
+        return 99;
+    int row[33];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int prev = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int cur = row[j];
+            int best = prev + (a[i - 1] != b[j - 1]);
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            prev = cur;
+        }
+    }
+    return row[lb];
+}
+
+/* The closest choice within two edits, or NULL: used for "did you mean" hints. */
+const char *sema_suggest(const char *word, const char *const *choices)
+{
+    const char *best = NULL;
+    int best_d = 3;
+    for (int i = 0; choices[i]; i++) {
+        int dist = edit_distance(word, choices[i]);
+        if (dist < best_d) {
+            best_d = dist;
+            best = choices[i];
+        }
+    }
+    return best;
+}
+
+/* '*' matches any run of characters (including dots); everything else matches itself. */
+bool sema_glob(const char *p, const char *t)
+{
+    const char *star = NULL, *mark = NULL;
+    while (*t) {
+        if (*p == '*') {
+            star = p++;
+            mark = t;
+        } else if (*p == *t) {
+            p++;
+            t++;
+        } else if (star) {
+            p = star + 1;
+            t = ++mark;
+        } else {
+            return false;
+        }
+    }
+    while (*p == '*')
+        p++;
+    return *p == '\0';
+}
+
+bool sema_number(Sema *s, const Ast *v, const char *what, double *out)
+{
+    if (!v || v->kind != AST_NUMBER) {
+        diag_error(s->d, v ? v->span : s->root->span, "%s expects a number", what);
+        return false;
+    }
+    *out = v->num;
+    return true;
+}
+
+static bool sema_int(Sema *s, const Ast *v, const char *what, int64_t *out)
+{
+    if (!v || v->kind != AST_NUMBER || !v->is_int) {
+        diag_error(s->d, v ? v->span : s->root->span, "%s expects a whole number", what);
+        return false;
+    }
+    if (fabs(v->num) > 1e15) {
+        diag_error(s->d, v->span, "%s is too large", what);
+        return false;
+    }
+    *out = (int64_t)v->num;
+    return true;
+}
+
+bool sema_bool(Sema *s, const Ast *v, const char *what, bool *out)
+{
+    if (v && v->kind == AST_PATH && (!strcmp(v->name, "true") || !strcmp(v->name, "false"))) {
+        *out = v->name[0] == 't';
+        return true;
+    }
+    diag_error(s->d, v ? v->span : s->root->span, "%s expects true or false", what);
+    return false;
+}
+
+static bool sema_string(Sema *s, const Ast *v, const char *what, char **out)
+{
+    if (!v || v->kind != AST_STRING) {
+        diag_error(s->d, v ? v->span : s->root->span, "%s expects a quoted string", what);
+        return false;
+    }
+    free(*out);
+    *out = sema_strdup(v->name);
+    return true;
+}
+
+bool sema_seen(Sema *s, const Ast **seen, int n_seen, const Ast *setting)
+{
+    for (int i = 0; i < n_seen; i++) {
+        if (seen[i] != setting && seen[i]->flag == setting->flag && !strcmp(seen[i]->name, setting->name)) {
+            diag_error(s->d, setting->name_span, "'%s' is set twice", setting->name);
+            diag_note(s->d, seen[i]->name_span, "first set here");
+            return true;
+        }
+    }
+    return false;
+}
+
+static void unknown_key(Sema *s, const Ast *setting, const char *where, const char *const *keys)
+{
+    const char *hint = sema_suggest(setting->name, keys);
+    if (hint)
+        diag_error(s->d, setting->name_span, "unknown setting '%s' in %s; did you mean '%s'?",
+                   setting->name, where, hint);
+    else
+        diag_error(s->d, setting->name_span, "unknown setting '%s' in %s", setting->name, where);
+}
+
+/* "first declared here" for a duplicate declaration. */
+static void duplicate(Sema *s, const Ast *again, const Ast *first, const char *what)
+{
+    diag_error(s->d, again->name_span, "duplicate %s '%s'", what, again->name);
+    diag_note(s->d, first->name_span, "'%s' first declared here", first->name);
+}
+
+static void push_ptr(const Ast ***arr, int *n, const Ast *p)
+{
+    *arr = realloc(*arr, (size_t)(*n + 1) * sizeof **arr);
+    if (!*arr)
+        abort();
+    (*arr)[(*n)++] = p;
+}
+
+/* ---- declarations ------------------------------------------------------------------- */
+
+/* At most one of each singleton declaration; remembers the first. */
+static void once(Sema *s, const Ast **slot, const Ast *decl, const char *what)
+{
+    if (*slot) {
+        diag_error(s->d, decl->span, "second '%s' declaration (a model has at most one)", what);
+        diag_note(s->d, (*slot)->span, "first '%s' declared here", what);
+        return;
+    }
+    *slot = decl;
+}
+
+static void collect(Sema *s)
+{
+    const Ast *root = s->root;
+    for (int i = 0; i < root->n_kids; i++) {
+        const Ast *k = root->kids[i];
+        switch (k->kind) {
+        case AST_INPUT: once(s, &s->input, k, "input"); break;
+        case AST_TRUNK: once(s, &s->trunk, k, "trunk"); break;
+        case AST_BALANCE: once(s, &s->balance, k, "balance"); break;
+        case AST_OPTIMIZER: once(s, &s->optimizer, k, "optimizer"); break;
+        case AST_DATA: once(s, &s->data, k, "data"); break;
+        case AST_TRAIN: once(s, &s->train, k, "train"); break;
+        case AST_TARGET: {
+            bool dup = false;
+            for (int j = 0; j < s->n_targets && !dup; j++)
+                if (!strcmp(s->targets[j]->name, k->name)) {
+                    duplicate(s, k, s->targets[j], "target");
+                    dup = true;
+                }
+            if (!dup)
+                push_ptr(&s->targets, &s->n_targets, k);
+            break;
+        }
+        case AST_TASK: {
+            bool dup = false;
+            for (int j = 0; j < s->m->n_tasks && !dup; j++)
+                if (!strcmp(s->task_decls[j]->name, k->name)) {
+                    duplicate(s, k, s->task_decls[j], "task");
+                    dup = true;
+                }
+            if (!dup) {
+                push_ptr(&s->task_decls, &s->m->n_tasks, k);
+            }
+            break;
+        }
+        default: break;
+        }
+    }
+    Span model_name = root->name_span;
+    if (!s->input)
+        diag_error(s->d, model_name, "model '%s' has no input (add `input x : [N]`)", root->name);
+    if (!s->trunk)
+        diag_error(s->d, model_name, "model '%s' has no trunk (add `trunk { ... }`; it may be empty)",
+                   root->name);
+    if (s->m->n_tasks == 0)
+        diag_error(s->d, model_name, "model '%s' has no task", root->name);
+    if (s->m->n_tasks > 32)
+        diag_error(s->d, s->task_decls[32]->name_span, "more than 32 tasks");
+}
+
+static void check_input(Sema *s)
+{
+    Model *m = s->m;
+    m->input_name = sema_strdup(s->input ? s->input->name : "x");
+    if (!s->input)
+        return;
+    const Ast *in = s->input;
+    if (in->n_kids > 1) {
+        Span sp = {in->span.file, in->kids[1]->span.begin, in->kids[in->n_kids - 1]->span.end};
+        diag_error(s->d, sp, "input '%s' has rank %d; only rank-1 inputs ([N]) are supported today",
+                   in->name, in->n_kids);
+        s->input_bad = true;
+    }
+    m->input.rank = 1;
+    int64_t v = 1;
+    if (!sema_int(s, in->kids[0], "an input dimension", &v)) {
+        s->input_bad = true;
+    } else if (v < 1) {
+        diag_error(s->d, in->kids[0]->span, "input dimension must be at least 1");
+        s->input_bad = true;
+        v = 1;
+    }
+    m->input.dim[0] = v < 1 ? 1 : v;
+}
+
+/* ---- targets and tasks ---------------------------------------------------------------- */
+
+typedef struct TargetInfo {
+    MtlTargetKind kind;
+    int64_t width, classes;
+    bool ok;
+} TargetInfo;
+
+static TargetInfo check_target(Sema *s, const Ast *t)
+{
+    TargetInfo ti = {MTL_TARGET_REAL, 1, 0, false};
+    const Ast *ty = t->a;
+    if (!strcmp(ty->name, "real")) {
+        if (ty->flag) {
+            diag_error(s->d, ty->span, "a vector target is written real[N], not real(N)");
+            return ti;
+        }
+        if (ty->n_kids > 1) {
+            diag_error(s->d, ty->span, "a real target has one width: real[N]");
+            return ti;
+        }
+        if (ty->n_kids == 1) {
+            int64_t w;
+            if (!sema_int(s, ty->kids[0], "the target width", &w))
+                return ti;
+            if (w < 1) {
+                diag_error(s->d, ty->kids[0]->span, "target width must be at least 1");
+                return ti;
+            }
+            ti.width = w;
+        }
+        ti.ok = true;
+    } else if (!strcmp(ty->name, "class")) {
+        if (!ty->flag || ty->n_kids != 1 || ty->kids[0]->name) {
+            diag_error(s->d, ty->span, "a class target needs its class count: class(K)");
+            return ti;
+        }
+        int64_t k;
+        if (!sema_int(s, ty->kids[0]->a, "the class count", &k))
+            return ti;
+        if (k < 2) {
+            diag_error(s->d, ty->kids[0]->span, "a class target needs at least 2 classes");
+            return ti;
+        }
+        ti.kind = MTL_TARGET_CLASS;
+        ti.width = 1;
+        ti.classes = k;
+        ti.ok = true;
+    } else {
+        diag_error(s->d, ty->name_span, "unknown target type '%s' (expected real, real[N] or class(K))",
+                   ty->name);
+    }
+    return ti;
+}
+
+/* ---- layers -------------------------------------------------------------------------- */
+
+static const char *const layer_names[] = {"dense", "relu", "tanh", "sigmoid", "gelu",
+                                          "softplus", "identity", "dropout", NULL};
+static const MtlAct act_of[] = {0, MTL_ACT_RELU, MTL_ACT_TANH, MTL_ACT_SIGMOID, MTL_ACT_GELU,
+                                MTL_ACT_SOFTPLUS, MTL_ACT_IDENTITY};
+
+static int add_param(Sema *s, const char *layer_path, const char *leaf, Shape shape, int block,
+                     int layer, float bound, Span at)
+{
+    Model *m = s->m;
+    if (m->n_params == s->cap_params) {
+        s->cap_params = s->cap_params ? 2 * s->cap_params : 16;
+        m->params = realloc(m->params, (size_t)s->cap_params * sizeof *m->params);
+        s->param_span = realloc(s->param_span, (size_t)s->cap_params * sizeof *s->param_span);
+        if (!m->params || !s->param_span)
+            abort();
+    }
+    Param *p = &m->params[m->n_params];
+    memset(p, 0, sizeof *p);
+    p->name = fmt_path(layer_path, leaf);
+    p->shape = shape;
+    p->count = shape_count(&shape);
+    p->block = block;
+    p->layer = layer;
+    p->group = -1;
+    p->init = MTL_INIT_UNIFORM;
+    p->init_bound = bound;
+    p->trainable = true;
+    s->param_span[m->n_params] = at;
+    return m->n_params++;
+}
+
+/* Checks one layer call and fills *L; in is the incoming per-sample shape. */
+static void check_layer(Sema *s, const Ast *la, Layer *L, int block, int layer_index, Shape in)
+{
+    const Ast *call = la->a;
+    L->span = la->span;
+    L->in = in;
+    L->out = in;
+    L->weight_param = L->bias_param = -1;
+    int kind = -1;
+    for (int i = 0; layer_names[i]; i++)
+        if (!strcmp(call->name, layer_names[i]))
+            kind = i;
+    if (kind < 0) {
+        const char *hint = sema_suggest(call->name, layer_names);
+        if (hint)
+            diag_error(s->d, call->name_span, "unknown layer '%s'; did you mean '%s'?", call->name, hint);
+        else
+            diag_error(s->d, call->name_span,
+                       "unknown layer '%s' (known: dense, relu, tanh, sigmoid, gelu, softplus, identity, dropout)",
+                       call->name);
+        L->kind = LAYER_ACT;
+        L->act = MTL_ACT_IDENTITY;
+        return;
+    }
+    if (kind == 0) {
+        static const char *const keys[] = {"units", "bias", NULL};
+        L->kind = LAYER_DENSE;
+        L->bias = true;
+        const Ast *units = NULL;
+        int positional = 0;
+        for (int i = 0; i < call->n_kids; i++) {
+            const Ast *arg = call->kids[i];
+            if (!arg->name) {
+                if (positional++ == 0)
+                    units = arg;
+                else
+                    diag_error(s->d, arg->span, "dense takes one positional argument (its units)");
+            } else if (!strcmp(arg->name, "units")) {
+                units = arg;
+            } else if (!strcmp(arg->name, "bias")) {
+                sema_bool(s, arg->a, "option 'bias'", &L->bias);
+            } else {
+                const char *hint = sema_suggest(arg->name, keys);
+                if (hint)
+                    diag_error(s->d, arg->name_span, "unknown option '%s' for dense; did you mean '%s'?",
+                               arg->name, hint);
+                else
+                    diag_error(s->d, arg->name_span, "unknown option '%s' for dense (options: units, bias)",
+                               arg->name);
+            }
+        }
+        int64_t n = 1;
+        if (!units)
+            diag_error(s->d, call->span, "dense needs its number of units: dense(N)");
+        else if (sema_int(s, units->a, "dense units", &n) && n < 1) {
+            diag_error(s->d, units->span, "dense needs at least 1 unit");
+            n = 1;
+        }
+        if (n < 1)
+            n = 1;
+        L->units = n;
+        L->out.rank = 1;
+        L->out.dim[0] = n;
+        int64_t fan_in = shape_count(&in);
+        float bound = fan_in > 0 ? (float)(1.0 / sqrt((double)fan_in)) : 0.0f;
+        Shape w = {2, {n, fan_in}}, b = {1, {n}};
+        L->weight_param = add_param(s, L->path, "weight", w, block, layer_index, bound, la->span);
+        if (L->bias)
+            L->bias_param = add_param(s, L->path, "bias", b, block, layer_index, bound, la->span);
+        return;
+    }
+    if (kind == 7) {
+        static const char *const keys[] = {"p", NULL};
+        L->kind = LAYER_DROPOUT;
+        const Ast *p = NULL;
+        for (int i = 0; i < call->n_kids; i++) {
+            const Ast *arg = call->kids[i];
+            if (!arg->name && !p)
+                p = arg;
+            else if (arg->name && !strcmp(arg->name, "p"))
+                p = arg;
+            else if (!arg->name)
+                diag_error(s->d, arg->span, "dropout takes one argument (its probability)");
+            else {
+                const char *hint = sema_suggest(arg->name, keys);
+                diag_error(s->d, arg->name_span, "unknown option '%s' for dropout%s%s%s", arg->name,
+                           hint ? "; did you mean '" : " (options: p)", hint ? hint : "", hint ? "'?" : "");
+            }
+        }
+        double v = 0;
+        if (!p)
+            diag_error(s->d, call->span, "dropout needs its probability: dropout(P)");
+        else if (sema_number(s, p->a, "dropout probability", &v) && !(v >= 0 && v < 1))
+            diag_error(s->d, p->span, "dropout probability must be in [0, 1), got %s", p->a->name);
+        L->p = (float)v;
+        return;
+    }
+    L->kind = LAYER_ACT;
+    L->act = act_of[kind];
+    if (call->n_kids > 0)
+        diag_error(s->d, call->kids[0]->span, "%s takes no arguments", call->name);
+}
+
+/* Builds a block from a layer list; in is its input shape, from its width origin. */
+static void build_block(Sema *s, int bi, const Ast *layers, Shape in, Span from)
+{
+    Block *b = &s->m->blocks[bi];
+    b->in = in;
+    b->n_layers = layers ? layers->n_kids : 0;
+    b->layers = calloc((size_t)(b->n_layers ? b->n_layers : 1), sizeof *b->layers);
+    if (!b->layers)
+        abort();
+    Shape cur = in;
+    for (int i = 0; i < b->n_layers; i++) {
+        const Ast *la = layers->kids[i];
+        Layer *L = &b->layers[i];
+        if (la->name) {
+            for (int j = 0; j < i; j++) {
+                const Ast *prev = layers->kids[j];
+                if (prev->name && !strcmp(prev->name, la->name)) {
+                    diag_error(s->d, la->name_span, "duplicate layer name '%s' in %s", la->name, b->prefix);
+                    diag_note(s->d, prev->name_span, "'%s' first used here", la->name);
+                    break;
+                }
+            }
+            L->path = fmt_path(b->prefix, la->name);
+        } else {
+            char idx[24];
+            snprintf(idx, sizeof idx, "%d", i);
+            L->path = fmt_path(b->prefix, idx);
+        }
+        check_layer(s, la, L, bi, i, cur);
+        if (L->kind == LAYER_DENSE)
+            from = la->span;
+        cur = L->out;
+    }
+    b->out = cur;
+    s->block_width_from[bi] = from;
+}
+
+/* ---- losses -------------------------------------------------------------------------- */
+
+static const char *const loss_names[] = {"mse", "mae", "huber", "cross_entropy", NULL};
+
+static void check_loss(Sema *s, Task *t, const Ast *loss)
+{
+    const Ast *call = loss->a;
+    int k = -1;
+    for (int i = 0; loss_names[i]; i++)
+        if (!strcmp(call->name, loss_names[i]))
+            k = i;
+    if (k < 0) {
+        const char *hint = sema_suggest(call->name, loss_names);
+        if (hint)
+            diag_error(s->d, call->name_span, "unknown loss '%s'; did you mean '%s'?", call->name, hint);
+        else
+            diag_error(s->d, call->name_span, "unknown loss '%s' (known: mse, mae, huber, cross_entropy)",
+                       call->name);
+        return;
+    }
+    t->loss = (MtlLoss)k;
+    t->huber_delta = 1.0f;
+    for (int i = 0; i < call->n_kids; i++) {
+        const Ast *arg = call->kids[i];
+        if (k == MTL_LOSS_HUBER && arg->name && !strcmp(arg->name, "delta")) {
+            double v;
+            if (sema_number(s, arg->a, "huber delta", &v)) {
+                if (!(v > 0))
+                    diag_error(s->d, arg->a->span, "huber delta must be > 0");
+                t->huber_delta = (float)v;
+            }
+        } else if (k == MTL_LOSS_HUBER) {
+            diag_error(s->d, arg->name ? arg->name_span : arg->span,
+                       "huber takes one option, delta = X");
+        } else {
+            diag_error(s->d, arg->span, "loss %s takes no options", call->name);
+        }
+    }
+}
+
+/* Where the head's output width was set, unless that is the layer the error points at. */
+static void width_note(Sema *s, const Task *t)
+{
+    const Block *b = &s->m->blocks[t->block];
+    Span from = s->block_width_from[t->block];
+    if (b->n_layers && from.begin == b->layers[b->n_layers - 1].span.begin)
+        return;
+    diag_note(s->d, from, "the width %lld comes from here", (long long)t->out_width);
+}
+
+static Span head_error_span(const Sema *s, const Task *t)
+{
+    const Block *b = &s->m->blocks[t->block];
+    return b->n_layers ? b->layers[b->n_layers - 1].span : b->span;
+}
+
+/* The loss must fit the target's kind, and the head's output width must fit the target. */
+static void check_task_shapes(Sema *s, int ti, const Ast *target, const Ast *loss)
+{
+    Task *t = &s->m->tasks[ti];
+    const Block *b = &s->m->blocks[t->block];
+    t->out_width = shape_count(&b->out);
+    if (!loss)
+        return;
+    const Ast *call = loss->a;
+    if (t->loss == MTL_LOSS_CROSS_ENTROPY) {
+        if (t->target_kind != MTL_TARGET_CLASS) {
+            diag_error(s->d, call->name_span, "cross_entropy needs a class(K) target, but '%s' is real",
+                       t->name);
+            diag_note(s->d, target->a->span, "target '%s' declared here", t->name);
+            return;
+        }
+        if (t->out_width != t->num_classes) {
+            diag_error(s->d, head_error_span(s, t),
+                       "head of task '%s' outputs %lld values per sample, but cross_entropy on class(%lld) needs %lld logits",
+                       t->name, (long long)t->out_width, (long long)t->num_classes,
+                       (long long)t->num_classes);
+            width_note(s, t);
+            diag_note(s->d, target->a->span, "target '%s' declared here", t->name);
+        }
+    } else {
+        if (t->target_kind != MTL_TARGET_REAL) {
+            diag_error(s->d, call->name_span,
+                       "%s is a regression loss and needs a real target, but '%s' is class(%lld)",
+                       call->name, t->name, (long long)t->num_classes);
+            diag_note(s->d, target->a->span, "target '%s' declared here", t->name);
+            return;
+        }
+        if (t->out_width != t->target_width) {
+            diag_error(s->d, head_error_span(s, t),
+                       "head of task '%s' outputs %lld values per sample, but its target has %lld",
+                       t->name, (long long)t->out_width, (long long)t->target_width);
+            width_note(s, t);
+            diag_note(s->d, target->a->span, "target '%s' declared here", t->name);
+        }
+    }
+}
+
+static const Ast *find_target(Sema *s, const char *name)
+{
+    for (int i = 0; i < s->n_targets; i++)
+        if (!strcmp(s->targets[i]->name, name))
+            return s->targets[i];
+    return NULL;
+}
+
+static void build_blocks(Sema *s)
+{
+    Model *m = s->m;
+    m->n_blocks = 1 + m->n_tasks;
+    m->blocks = calloc((size_t)m->n_blocks, sizeof *m->blocks);
+    m->tasks = calloc((size_t)(m->n_tasks ? m->n_tasks : 1), sizeof *m->tasks);
+    s->block_width_from = calloc((size_t)m->n_blocks, sizeof *s->block_width_from);
+    s->block_missing = calloc((size_t)m->n_blocks, sizeof *s->block_missing);
+    if (!m->blocks || !m->tasks || !s->block_width_from || !s->block_missing)
+        abort();
+
+    Block *tb = &m->blocks[0];
+    tb->name = sema_strdup(s->trunk && s->trunk->name ? s->trunk->name : "trunk");
+    tb->prefix = sema_strdup(tb->name);
+    tb->is_trunk = true;
+    tb->task = -1;
+    tb->span = s->trunk ? s->trunk->span : s->root->name_span;
+    s->block_missing[0] = !s->trunk;
+    build_block(s, 0, s->trunk, m->input, s->input ? s->input->span : s->root->name_span);
+    if (s->trunk && m->blocks[0].out.rank != 1)
+        diag_error(s->d, s->trunk->span, "the trunk must output a vector per sample");
+
+    for (int ti = 0; ti < m->n_tasks; ti++) {
+        const Ast *td = s->task_decls[ti];
+        Task *t = &m->tasks[ti];
+        Block *b = &m->blocks[1 + ti];
+        t->name = sema_strdup(td->name);
+        t->span = td->span;
+        t->block = 1 + ti;
+        t->weight = 1.0f;
+        t->huber_delta = 1.0f;
+        t->bind = sema_strdup(td->name);
+        b->name = sema_strdup(td->name);
+        b->prefix = fmt_path(td->name, "head");
+        b->task = ti;
+        b->span = td->span;
+
+        const Ast *target = find_target(s, td->name);
+        TargetInfo info = {MTL_TARGET_REAL, 1, 0, false};
+        if (!target) {
+            diag_error(s->d, td->name_span, "task '%s' names no declared target (a task is named after its target)",
+                       td->name);
+        } else {
+            info = check_target(s, target);
+        }
+        t->target_kind = info.kind;
+        t->target_width = info.width;
+        t->num_classes = info.classes;
+
+        const Ast *head = NULL, *loss = NULL;
+        for (int i = 0; i < td->n_kids; i++) {
+            const Ast *it = td->kids[i];
+            const Ast **slot = it->kind == AST_HEAD ? &head : &loss;
+            if (*slot) {
+                diag_error(s->d, it->span, "task '%s' has a second %s", td->name,
+                           it->kind == AST_HEAD ? "head" : "loss");
+                diag_note(s->d, (*slot)->span, "first given here");
+            } else {
+                *slot = it;
+            }
+        }
+        s->block_missing[1 + ti] = !head;
+        if (!head)
+            diag_error(s->d, td->name_span, "task '%s' has no head (add `head { dense(N) }`)", td->name);
+        else
+            b->span = head->span;
+        if (!loss)
+            diag_error(s->d, td->name_span, "task '%s' has no loss (add `loss mse` or `loss cross_entropy`)",
+                       td->name);
+        else
+            check_loss(s, t, loss);
+        build_block(s, 1 + ti, head, m->blocks[0].out, s->block_width_from[0]);
+        if (target && info.ok && head)
+            check_task_shapes(s, ti, target, loss);
+        else
+            t->out_width = shape_count(&b->out);
+    }
+    /* every target needs a task */
+    for (int i = 0; i < s->n_targets; i++) {
+        bool used = false;
+        for (int ti = 0; ti < m->n_tasks; ti++)
+            used |= !strcmp(s->task_decls[ti]->name, s->targets[i]->name);
+        if (!used) {
+            diag_error(s->d, s->targets[i]->name_span, "target '%s' has no task (add `task %s { ... }`)",
+                       s->targets[i]->name, s->targets[i]->name);
+        }
+    }
+}
+
+/* ---- balance ------------------------------------------------------------------------- */
+
+static void check_balance(Sema *s)
+{
+    Model *m = s->m;
+    if (!s->balance)
+        return;
+    const Ast *call = s->balance->a;
+    if (strcmp(call->name, "fixed") != 0) {
+        diag_error(s->d, call->name_span, "unknown balance method '%s' (supported today: fixed)", call->name);
+        return;
+    }
+    const Ast **given = calloc((size_t)(m->n_tasks ? m->n_tasks : 1), sizeof *given);
+    if (!given)
+        abort();
+    for (int i = 0; i < call->n_kids; i++) {
+        const Ast *arg = call->kids[i];
+        if (!arg->name) {
+            diag_error(s->d, arg->span, "balance weights are written TASK = W");
+            continue;
+        }
+        int ti = -1;
+        for (int k = 0; k < m->n_tasks; k++)
+            if (!strcmp(m->tasks[k].name, arg->name))
+                ti = k;
+        if (ti < 0) {
+            diag_error(s->d, arg->name_span, "unknown task '%s' in balance", arg->name);
+            continue;
+        }
+        if (given[ti]) {
+            diag_error(s->d, arg->name_span, "task '%s' is weighted twice", arg->name);
+            diag_note(s->d, given[ti]->name_span, "first weighted here");
+            continue;
+        }
+        given[ti] = arg;
+        double w;
+        if (!sema_number(s, arg->a, "a balance weight", &w))
+            continue;
+        if (!(w >= 0) || isinf(w))
+            diag_error(s->d, arg->a->span, "balance weight of '%s' must be >= 0, got %s", arg->name,
+                       arg->a->name);
+        m->tasks[ti].weight = (float)w;
+    }
+    for (int k = 0; k < m->n_tasks; k++)
+        if (!given[k])
+            diag_error(s->d, call->span, "balance gives no weight to task '%s'", m->tasks[k].name);
+    free(given);
+}
+
+/* ---- data binding -------------------------------------------------------------------- */
+
+static const char *const cmapss_keys[] = {"train", "test", "rul", "features", "rul_cap",
+                                          "health_thresholds", "validation", NULL};
+static const char *const csv_keys[] = {"train", "test", "inputs", "group", "validation", NULL};
+static const char *const default_features[] = {"setting1", "setting2", "setting3", "s2", "s3", "s4",
+                                               "s7", "s8", "s9", "s11", "s12", "s13", "s14", "s15",
+                                               "s17", "s20", "s21", NULL};
+
+static bool valid_feature(const char *f)
+{
+    if (!strncmp(f, "setting", 7))
+        return f[7] >= '1' && f[7] <= '3' && f[8] == '\0';
+    if (f[0] == 's' && f[1] >= '1' && f[1] <= '9') {
+        char *end;
+        long v = strtol(f + 1, &end, 10);
+        return *end == '\0' && v >= 1 && v <= 21;
+    }
+    return false;
+}
+
+/* Items of a tuple or a bare list; a single value is a list of one. */
+static const Ast *const *items_of(const Ast *const *vp, int *n)
+{
+    const Ast *v = *vp;
+    if (v->kind == AST_TUPLE || v->kind == AST_LIST) {
+        *n = v->n_kids;
+        return (const Ast *const *)v->kids;
+    }
+    *n = 1;
+    return vp;
+}
+
+static void add_string(char ***arr, int *n, const char *str)
+{
+    *arr = realloc(*arr, (size_t)(*n + 1) * sizeof **arr);
+    if (!*arr)
+        abort();
+    (*arr)[(*n)++] = sema_strdup(str);
+}
+
+static void check_data(Sema *s)
+{
+    Model *m = s->m;
+    DataBinding *db = &m->data;
+    db->kind = MTL_DATA_CMAPSS;
+    db->rul_cap = 125;
+    db->n_thresholds = 2;
+    db->thresholds[0] = 80;
+    db->thresholds[1] = 30;
+    db->validation = 0.2f;
+    const Ast *d = s->data;
+    const Ast *thresholds_at = NULL;
+    const Ast **binds = calloc((size_t)(m->n_tasks ? m->n_tasks : 1), sizeof *binds);
+    if (!binds)
+        abort();
+    if (d) {
+        bool csv = false, have_inputs = false;
+        bool features_bad = false;
+        if (!strcmp(d->name, "csv"))
+            csv = true;
+        else if (strcmp(d->name, "cmapss") != 0) {
+            diag_error(s->d, d->name_span, "unknown data kind '%s' (expected cmapss or csv)", d->name);
+            free(binds);
+            return;
+        }
+        db->kind = csv ? MTL_DATA_CSV : MTL_DATA_CMAPSS;
+        const char *where = csv ? "data csv" : "data cmapss";
+        for (int i = 0; i < d->n_kids; i++) {
+            const Ast *st = d->kids[i];
+            const Ast *v = st->a;
+            if (sema_seen(s, (const Ast **)d->kids, i, st))
+                continue;
+            if (st->b)
+                diag_error(s->d, st->b->span, "'except' is only meaningful in a group's params");
+            if (st->flag) { /* bind TARGET = field */
+                int ti = -1;
+                for (int k = 0; k < m->n_tasks; k++)
+                    if (!strcmp(m->tasks[k].name, st->name))
+                        ti = k;
+                if (ti < 0) {
+                    diag_error(s->d, st->name_span, "bind names unknown target '%s'", st->name);
+                    continue;
+                }
+                binds[ti] = st;
+                if (csv) {
+                    sema_string(s, v, "bind", &m->tasks[ti].bind);
+                } else if (v->kind == AST_PATH && (!strcmp(v->name, "rul") || !strcmp(v->name, "health"))) {
+                    free(m->tasks[ti].bind);
+                    m->tasks[ti].bind = sema_strdup(v->name);
+                } else {
+                    diag_error(s->d, v->span, "a cmapss target binds to rul or health");
+                }
+                continue;
+            }
+            const char *k = st->name;
+            double x;
+            if (!strcmp(k, "train")) {
+                sema_string(s, v, "'train'", &db->train_path);
+            } else if (!strcmp(k, "test")) {
+                sema_string(s, v, "'test'", &db->test_path);
+            } else if (!strcmp(k, "validation")) {
+                if (sema_number(s, v, "'validation'", &x)) {
+                    if (!(x >= 0 && x < 1))
+                        diag_error(s->d, v->span, "validation fraction must be in [0, 1)");
+                    db->validation = (float)x;
+                }
+            } else if (!csv && !strcmp(k, "rul")) {
+                sema_string(s, v, "'rul'", &db->rul_path);
+            } else if (!csv && !strcmp(k, "rul_cap")) {
+                if (sema_number(s, v, "'rul_cap'", &x)) {
+                    if (!(x > 0))
+                        diag_error(s->d, v->span, "rul_cap must be > 0");
+                    db->rul_cap = (float)x;
+                }
+            } else if (!csv && !strcmp(k, "health_thresholds")) {
+                int n;
+                const Ast *const *it = items_of(&v, &n);
+                thresholds_at = st;
+                if (n < 1 || n > 8) {
+                    diag_error(s->d, v->span, "health_thresholds needs 1 to 8 values");
+                    continue;
+                }
+                db->n_thresholds = n;
+                for (int j = 0; j < n; j++) {
+                    if (!sema_number(s, it[j], "a health threshold", &x))
+                        break;
+                    db->thresholds[j] = (float)x;
+                    if (j > 0 && !(db->thresholds[j] < db->thresholds[j - 1])) {
+                        diag_error(s->d, it[j]->span, "health thresholds must be strictly descending");
+                        break;
+                    }
+                }
+            } else if (!csv && !strcmp(k, "features")) {
+                if (v->kind == AST_PATH && !strcmp(v->name, "default"))
+                    continue;
+                int n;
+                const Ast *const *it = items_of(&v, &n);
+                for (int j = 0; j < n; j++) {
+                    if (it[j]->kind != AST_PATH && it[j]->kind != AST_STRING) {
+                        diag_error(s->d, it[j]->span, "a feature is a column name such as s2 or setting1");
+                        continue;
+                    }
+                    if (!valid_feature(it[j]->name)) {
+                        features_bad = true;
+                        diag_error(s->d, it[j]->span,
+                                   "unknown C-MAPSS feature '%s' (expected setting1..setting3 or s1..s21)",
+                                   it[j]->name);
+                        continue;
+                    }
+                    bool dup = false;
+                    for (int q = 0; q < db->n_features; q++)
+                        dup |= !strcmp(db->features[q], it[j]->name);
+                    if (dup) {
+                        diag_error(s->d, it[j]->span, "feature '%s' is listed twice", it[j]->name);
+                        continue;
+                    }
+                    add_string(&db->features, &db->n_features, it[j]->name);
+                }
+            } else if (csv && !strcmp(k, "inputs")) {
+                have_inputs = true;
+                int n;
+                const Ast *const *it = items_of(&v, &n);
+                for (int j = 0; j < n; j++) {
+                    if (it[j]->kind != AST_STRING)
+                        diag_error(s->d, it[j]->span, "csv inputs are quoted column names");
+                    else
+                        add_string(&db->input_columns, &db->n_input_columns, it[j]->name);
+                }
+                if (n != shape_count(&m->input) && s->input && !s->input_bad)
+                    diag_error(s->d, v->span, "csv inputs name %d columns but input '%s' has %lld features",
+                               n, m->input_name, (long long)shape_count(&m->input));
+            } else if (csv && !strcmp(k, "group")) {
+                sema_string(s, v, "'group'", &db->group_column);
+            } else {
+                unknown_key(s, st, where, csv ? csv_keys : cmapss_keys);
+            }
+        }
+        if (features_bad)
+            s->input_bad = true; /* the feature count is unknown; do not compare it */
+        if (csv && !have_inputs)
+            diag_error(s->d, d->name_span, "data csv needs inputs = (\"column\", ...)");
+    }
+    if (db->kind == MTL_DATA_CMAPSS) {
+        int64_t nfeat = db->n_features ? db->n_features : 17;
+        if (db->n_features == 0) {
+            for (int j = 0; default_features[j]; j++)
+                add_string(&db->features, &db->n_features, default_features[j]);
+        }
+        if (s->input && !s->input_bad && nfeat != shape_count(&m->input))
+            diag_error(s->d, s->input->span, "input '%s' has %lld features but the cmapss data gives %lld",
+                       m->input_name, (long long)shape_count(&m->input), (long long)nfeat);
+        for (int ti = 0; ti < m->n_tasks; ti++) {
+            Task *t = &m->tasks[ti];
+            const Ast *target = find_target(s, t->name);
+            if (!target)
+                continue;
+            Span at = binds[ti] ? binds[ti]->span : target->name_span;
+            if (!strcmp(t->bind, "rul")) {
+                if (t->target_kind != MTL_TARGET_REAL || t->target_width != 1)
+                    diag_error(s->d, at, "target '%s' binds to cmapss rul, which is real (one value)", t->name);
+            } else if (!strcmp(t->bind, "health")) {
+                int64_t k = db->n_thresholds + 1;
+                if (t->target_kind != MTL_TARGET_CLASS) {
+                    diag_error(s->d, at, "target '%s' binds to cmapss health, which is class(%lld)", t->name,
+                               (long long)k);
+                } else if (t->num_classes != k) {
+                    diag_error(s->d, target->a->span,
+                               "target '%s' has %lld classes, but cmapss health has %lld (%d thresholds + 1)",
+                               t->name, (long long)t->num_classes, (long long)k, db->n_thresholds);
+                    if (thresholds_at)
+                        diag_note(s->d, thresholds_at->span, "thresholds set here");
+                }
+            } else if (!binds[ti]) {
+                diag_error(s->d, target->name_span,
+                           "target '%s' is not a cmapss field; add `bind %s = rul` or `bind %s = health` to the data block",
+                           t->name, t->name, t->name);
+            }
+        }
+    }
+    free(binds);
+}
+
+/* ---- train --------------------------------------------------------------------------- */
+
+static void check_train(Sema *s)
+{
+    static const char *const keys[] = {"epochs", "batch", "seed", "lr", NULL};
+    TrainDefaults *tr = &s->m->train;
+    tr->epochs = 10;
+    tr->batch = 32;
+    tr->seed = 0;
+    tr->lr = 0;
+    if (!s->train)
+        return;
+    for (int i = 0; i < s->train->n_kids; i++) {
+        const Ast *st = s->train->kids[i];
+        const Ast *v = st->a;
+        if (sema_seen(s, (const Ast **)s->train->kids, i, st))
+            continue;
+        if (st->flag || st->b) {
+            diag_error(s->d, st->span, "train settings are written KEY = VALUE");
+            continue;
+        }
+        int64_t n;
+        double x;
+        if (!strcmp(st->name, "epochs") || !strcmp(st->name, "batch")) {
+            char what[32];
+            snprintf(what, sizeof what, "'%s'", st->name);
+            if (!sema_int(s, v, what, &n))
+                continue;
+            if (n < 1 || n > 1000000000) {
+                diag_error(s->d, v->span, "%s must be between 1 and 1000000000", st->name);
+                continue;
+            }
+            if (st->name[0] == 'e')
+                tr->epochs = (int)n;
+            else
+                tr->batch = (int)n;
+        } else if (!strcmp(st->name, "seed")) {
+            if (!sema_int(s, v, "'seed'", &n))
+                continue;
+            if (n < 0)
+                diag_error(s->d, v->span, "seed must be >= 0");
+            tr->seed = (uint64_t)n;
+        } else if (!strcmp(st->name, "lr")) {
+            if (!sema_number(s, v, "'lr'", &x))
+                continue;
+            if (!(x > 0) || isinf(x))
+                diag_error(s->d, v->span, "lr must be > 0");
+            tr->lr = (float)x;
+        } else {
+            unknown_key(s, st, "train", keys);
+        }
+    }
+}
+
+/* ---- masks --------------------------------------------------------------------------- */
+
+/* Which tasks' gradients reach each parameter: a task with weight 0 reaches nothing;
+ * the trunk is reached by every weighted task, a head only by its own task. */
+static void assign_masks(Sema *s)
+{
+    Model *m = s->m;
+    uint32_t all = 0;
+    for (int k = 0; k < m->n_tasks && k < 32; k++)
+        if (m->tasks[k].weight > 0)
+            all |= 1u << k;
+    for (int i = 0; i < m->n_params; i++) {
+        Param *p = &m->params[i];
+        const Block *b = &m->blocks[p->block];
+        bool frozen = p->group >= 0 && m->groups[p->group].frozen;
+        p->trainable = !frozen;
+        if (frozen)
+            p->task_mask = 0;
+        else if (b->is_trunk)
+            p->task_mask = all;
+        else
+            p->task_mask = all & (1u << b->task);
+    }
+}
+
+/* ---- entry --------------------------------------------------------------------------- */
+
+Model *sema_build(Diags *d, const Ast *root);
+
+Model *sema_build(Diags *d, const Ast *root)
+{
+    int errors_before = d->n_errors;
+    Sema s;
+    memset(&s, 0, sizeof s);
+    s.d = d;
+    s.root = root;
+    s.m = calloc(1, sizeof *s.m);
+    if (!s.m)
+        abort();
+    s.m->name = sema_strdup(root->name);
+    s.m->span = root->span;
+    collect(&s);
+    check_input(&s);
+    build_blocks(&s);
+    check_balance(&s);
+    check_train(&s);
+    check_data(&s);
+    sema_groups(&s);
+    assign_masks(&s);
+    free(s.targets);
+    free(s.task_decls);
+    free(s.param_span);
+    free(s.block_width_from);
+    free(s.block_missing);
+    if (d->n_errors > errors_before) {
+        model_free(s.m);
+        return NULL;
+    }
+    return s.m;
+}

@@ -1,0 +1,35 @@
+/* Internals shared by the sema files (not for use outside compiler/sema). */
+#ifndef MTLC_SEMA_INTERNAL_H
+#define MTLC_SEMA_INTERNAL_H
+
+#include "frontend/ast.h"
+#include "sema/model.h"
+
+typedef struct Sema {
+    Diags *d;
+    Model *m;
+    const Ast *root;
+    const Ast *input, *trunk, *balance, *optimizer, *data, *train;
+    const Ast **targets; /* target declarations */
+    int n_targets;
+    const Ast **task_decls; /* task declarations, in task order */
+    Span *param_span;       /* per parameter: the layer that declares it */
+    int cap_params;         /* allocated length of m->params and param_span */
+    Span *block_width_from; /* per block: where its output width was last set */
+    bool *block_missing;    /* per block: its trunk/head declaration is missing (already reported) */
+    bool input_bad;         /* the input declaration was reported; skip checks that depend on it */
+} Sema;
+
+/* Builds m->groups and assigns every parameter to exactly one group. */
+void sema_groups(Sema *s);
+
+/* Small helpers shared by the checks. */
+char *sema_strdup(const char *s);
+const char *sema_suggest(const char *word, const char *const *choices);
+bool sema_glob(const char *pattern, const char *text);
+bool sema_number(Sema *s, const Ast *v, const char *what, double *out);
+bool sema_bool(Sema *s, const Ast *v, const char *what, bool *out);
+/* Reports a second setting of the same key; returns true if key was already seen. */
+bool sema_seen(Sema *s, const Ast **seen, int n_seen, const Ast *setting);
+
+#endif

@@ -1,0 +1,123 @@
+/* `--emit=typed`: the checked Model as text — blocks with per-sample shapes, every parameter
+ * with its path, shape, group, init and reaching tasks, groups, tasks, data and train defaults.
+ * For people and golden tests; the report (compiler/report) is the user-facing summary. */
+#include "sema/model.h"
+
+static void shape_str(const Shape *s, FILE *out)
+{
+    fputc('[', out);
+    for (int i = 0; i < s->rank; i++)
+        fprintf(out, "%s%lld", i ? ", " : "", (long long)s->dim[i]);
+    fputc(']', out);
+}
+
+static const char *act_name(MtlAct a)
+{
+    static const char *const n[] = {"identity", "relu", "tanh", "sigmoid", "gelu", "softplus"};
+    return (unsigned)a < 6 ? n[a] : "?";
+}
+
+static const char *loss_name(MtlLoss l)
+{
+    static const char *const n[] = {"mse", "mae", "huber", "cross_entropy"};
+    return (unsigned)l < 4 ? n[l] : "?";
+}
+
+static void tasks_str(const Model *m, uint32_t mask, FILE *out)
+{
+    int k = 0;
+    fputc('{', out);
+    for (int t = 0; t < m->n_tasks; t++)
+        if (mask & (1u << t))
+            fprintf(out, "%s%s", k++ ? ", " : "", m->tasks[t].name);
+    fputc('}', out);
+}
+
+void model_dump_typed(const Model *m, FILE *out)
+{
+    fprintf(out, "model %s\n", m->name);
+    fprintf(out, "input %s ", m->input_name);
+    shape_str(&m->input, out);
+    fputc('\n', out);
+    for (int b = 0; b < m->n_blocks; b++) {
+        const Block *bl = &m->blocks[b];
+        fprintf(out, "block %s (%s) ", bl->prefix, bl->is_trunk ? "trunk" : "head");
+        shape_str(&bl->in, out);
+        fputs(" -> ", out);
+        shape_str(&bl->out, out);
+        fputc('\n', out);
+        for (int l = 0; l < bl->n_layers; l++) {
+            const Layer *L = &bl->layers[l];
+            fprintf(out, "  %s ", L->path);
+            if (L->kind == LAYER_DENSE)
+                fprintf(out, "dense(%lld%s)", (long long)L->units, L->bias ? "" : ", bias = false");
+            else if (L->kind == LAYER_DROPOUT)
+                fprintf(out, "dropout(%g)", (double)L->p);
+            else
+                fputs(act_name(L->act), out);
+            fputc(' ', out);
+            shape_str(&L->in, out);
+            fputs(" -> ", out);
+            shape_str(&L->out, out);
+            fputc('\n', out);
+        }
+    }
+    for (int i = 0; i < m->n_params; i++) {
+        const Param *p = &m->params[i];
+        fprintf(out, "param %s ", p->name);
+        shape_str(&p->shape, out);
+        fprintf(out, " count %lld group %s %s init uniform(%.6g) tasks ", (long long)p->count,
+                p->group >= 0 ? m->groups[p->group].name : "?", p->trainable ? "trainable" : "frozen",
+                (double)p->init_bound);
+        tasks_str(m, p->task_mask, out);
+        fputc('\n', out);
+    }
+    for (int g = 0; g < m->n_groups; g++) {
+        const Group *gr = &m->groups[g];
+        fprintf(out, "group %s lr %g weight_decay %g betas (%g, %g) eps %g%s%s\n", gr->name, (double)gr->lr,
+                (double)gr->weight_decay, (double)gr->beta1, (double)gr->beta2, (double)gr->eps,
+                gr->frozen ? " frozen" : "", gr->implicit ? " implicit" : "");
+    }
+    for (int t = 0; t < m->n_tasks; t++) {
+        const Task *tk = &m->tasks[t];
+        fprintf(out, "task %s target ", tk->name);
+        if (tk->target_kind == MTL_TARGET_CLASS)
+            fprintf(out, "class(%lld)", (long long)tk->num_classes);
+        else
+            fprintf(out, "real[%lld]", (long long)tk->target_width);
+        fprintf(out, " loss %s", loss_name(tk->loss));
+        if (tk->loss == MTL_LOSS_HUBER)
+            fprintf(out, "(delta = %g)", (double)tk->huber_delta);
+        fprintf(out, " weight %g out %lld bind %s\n", (double)tk->weight, (long long)tk->out_width, tk->bind);
+    }
+    const DataBinding *db = &m->data;
+    if (db->kind == MTL_DATA_CMAPSS) {
+        fprintf(out, "data cmapss rul_cap %g thresholds (", (double)db->rul_cap);
+        for (int i = 0; i < db->n_thresholds; i++)
+            fprintf(out, "%s%g", i ? ", " : "", (double)db->thresholds[i]);
+        fputs(") features (", out);
+        for (int i = 0; i < db->n_features; i++)
+            fprintf(out, "%s%s", i ? ", " : "", db->features[i]);
+        fputc(')', out);
+    } else {
+        fputs("data csv inputs (", out);
+        for (int i = 0; i < db->n_input_columns; i++)
+            fprintf(out, "%s\"%s\"", i ? ", " : "", db->input_columns[i]);
+        fputc(')', out);
+        if (db->group_column)
+            fprintf(out, " group \"%s\"", db->group_column);
+    }
+    fprintf(out, " validation %g", (double)db->validation);
+    if (db->train_path)
+        fprintf(out, " train \"%s\"", db->train_path);
+    if (db->test_path)
+        fprintf(out, " test \"%s\"", db->test_path);
+    if (db->rul_path)
+        fprintf(out, " rul \"%s\"", db->rul_path);
+    fputc('\n', out);
+    fprintf(out, "train epochs %d batch %d seed %llu", m->train.epochs, m->train.batch,
+            (unsigned long long)m->train.seed);
+    if (m->train.lr > 0)
+        fprintf(out, " lr %g", (double)m->train.lr);
+    fputc('\n', out);
+}
