@@ -24,6 +24,8 @@ static const int ir_op_arity[IR_OP_COUNT][2] = {
 };
 
 int ir_add_tensor(IrGraph *g, const char *name, IrRole role, const Shape *shape, bool batched) {
+    /* callers often pass the shape of another tensor: copy it before the array may move */
+    Shape sh = shape ? *shape : (Shape){.rank = 0};
     if (g->n_t == g->cap_t) {
         g->cap_t = g->cap_t ? 2 * g->cap_t : 32;
         g->t = xrealloc(g->t, (size_t)g->cap_t * sizeof *g->t);
@@ -32,8 +34,8 @@ int ir_add_tensor(IrGraph *g, const char *name, IrRole role, const Shape *shape,
     memset(t, 0, sizeof *t);
     t->name = xstrdup(name);
     t->role = role;
-    if (shape) t->shape = *shape;
-    t->size = shape ? shape_count(shape) : 1;
+    t->shape = sh;
+    t->size = shape ? shape_count(&sh) : 1;
     t->batched = batched;
     t->param = -1;
     t->task = -1;
