@@ -101,7 +101,7 @@ static Ast *named(Ast *decl, Ast *name)
 %token HEAD "'head'" LOSS "'loss'" BALANCE "'balance'" OPTIMIZER "'optimizer'"
 %token GROUP "'group'" DATA "'data'" TRAIN "'train'" EXCEPT "'except'" BIND "'bind'"
 
-%type <node> model decls decl name opt_name dims type layers layer call args arg_list arg
+%type <node> model decls decl name opt_name dims type layers layer layer_call call args arg_list arg
 %type <node> task_items task_item groups group settings setting values value_list value
 %type <node> path tuple_items
 
@@ -181,7 +181,9 @@ type
     | name '[' dims ']'     { $$ = named($3, $1); $$->kind = AST_TYPE; $$->span = sp(pc, @$); }
     ;
 
-/* layers = layer*      layer = [name ':'] call */
+/* layers = layer*      layer = [name ':'] call ['{' layer* '}']
+ * The body is for layers that contain layers (`residual { attention(heads = 8) }`); sema
+ * decides which layers take one. */
 layers
     : %empty       { $$ = ast_new(AST_HEAD, sp(pc, @$)); }
     | layers layer { $$ = ast_push($1, $2); }
@@ -189,8 +191,19 @@ layers
     ;
 
 layer
-    : call          { $$ = ast_new(AST_LAYER, sp(pc, @$)); $$->a = $1; }
-    | name ':' call { $$ = named(ast_new(AST_LAYER, sp(pc, @$)), $1); $$->a = $3; }
+    : layer_call          { $$ = $1; }
+    | name ':' layer_call { $$ = named($3, $1); $$->span = sp(pc, @$); }
+    ;
+
+layer_call
+    : call                { $$ = ast_new(AST_LAYER, sp(pc, @$)); $$->a = $1; }
+    | call '{' layers '}' {
+          Loc body = {@2.begin, @4.end};
+          $$ = ast_new(AST_LAYER, sp(pc, @$));
+          $$->a = $1;
+          $$->b = $3;
+          $$->b->span = sp(pc, body);
+      }
     ;
 
 /* call = name ['(' [arg (',' arg)*] ')'] */

@@ -35,6 +35,7 @@ LLVMValueRef cg_i32(CgCtx *c, long long v) { return LLVMConstInt(c->t_i32, (unsi
 LLVMValueRef cg_i64(CgCtx *c, long long v) { return LLVMConstInt(c->t_i64, (unsigned long long)v, 1); }
 LLVMValueRef cg_f32(CgCtx *c, double v) { return LLVMConstReal(c->t_f32, v); }
 LLVMValueRef cg_null(CgCtx *c) { return LLVMConstNull(c->t_ptr); }
+LLVMValueRef cg_mul(CgCtx *c, LLVMValueRef v, int64_t k) { return LLVMBuildMul(c->b, v, cg_i64(c, k), ""); }
 
 LLVMValueRef cg_tensor_ptr(CgCtx *c, int id) {
     const IrTensor *t = &c->g->t[id];
@@ -50,8 +51,17 @@ LLVMValueRef cg_tensor_ptr(CgCtx *c, int id) {
         break;
     case IR_ROLE_ACT:
     case IR_ROLE_GRAD:
-        base = c->acts;
-        off = LLVMBuildMul(c->b, c->batch, cg_i64(c, t->offset), "");
+        if (t->batched) {
+            base = c->acts;
+            off = LLVMBuildMul(c->b, c->batch, cg_i64(c, t->offset), "");
+        } else {
+            base = c->acts_fixed;
+            off = cg_i64(c, t->offset);
+        }
+        break;
+    case IR_ROLE_BUFFER:
+        base = c->buffers;
+        off = cg_i64(c, t->offset);
         break;
     case IR_ROLE_INPUT:
         return c->input;
@@ -118,6 +128,11 @@ static void build_pass(CgCtx *c, const char *name, int begin, int end) {
     c->targets = load_field(c, s, CG_STEP_TARGETS, c->t_ptr, "targets");
     c->losses = load_field(c, s, CG_STEP_LOSSES, c->t_ptr, "losses");
     c->task_weights = load_field(c, s, CG_STEP_TASK_WEIGHTS, c->t_ptr, "task_weights");
+    c->buffers = load_field(c, s, CG_STEP_BUFFERS, c->t_ptr, "buffers");
+    LLVMValueRef fixed_off = cg_mul(c, c->batch, c->g->acts_per_sample);
+    c->acts_fixed = LLVMBuildGEP2(c->b, c->t_f32, c->acts, &fixed_off, 1, "acts_fixed");
+    LLVMValueRef scratch_off = cg_mul(c, c->batch, c->g->acts_per_sample - ((c->g->scratch_per_sample + 15) & ~(int64_t)15));
+    c->scratch = LLVMBuildGEP2(c->b, c->t_f32, c->acts, &scratch_off, 1, "scratch");
     for (int i = begin; i < end; i++) {
         const IrNode *n = &c->g->n[i];
         cg_emitters[n->op](c, n);
@@ -135,9 +150,21 @@ static void add_model_table(CgCtx *c) {
     free(json);
 }
 
+/* Kernels whose work is dominated by their sgemm calls and whose bodies are large: inlining
+ * each call site (a model has dozens) multiplied O3's time by about 7 for the DualTaskModel
+ * for no measurable gain, so they stay out-of-line (still optimised for the host CPU). */
+static bool keep_out_of_line(const char *name) {
+    static const char *const prefixes[] = {"mtk_lstm_", "mtk_attention_", "mtk_conv1d_", "mtk_batchnorm_",
+                                           "mtk_layernorm_"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (!strncmp(name, prefixes[i], strlen(prefixes[i]))) return true;
+    return false;
+}
+
 /* Everything from the kernel bitcode becomes internal (so O3 may inline and drop it) and loses
  * clang's CPU stamp (so the host target machine decides the instruction set). */
 static void internalise_kernels(CgCtx *c) {
+    unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
     for (LLVMValueRef fn = LLVMGetFirstFunction(c->mod); fn; fn = LLVMGetNextFunction(fn)) {
         LLVMRemoveStringAttributeAtIndex(fn, LLVMAttributeFunctionIndex, "target-cpu", 10);
         LLVMRemoveStringAttributeAtIndex(fn, LLVMAttributeFunctionIndex, "target-features", 15);
@@ -147,6 +174,8 @@ static void internalise_kernels(CgCtx *c) {
         const char *name = LLVMGetValueName2(fn, &len);
         if (strcmp(name, "mtl_model_forward") && strcmp(name, "mtl_model_backward"))
             LLVMSetLinkage(fn, LLVMInternalLinkage);
+        if (keep_out_of_line(name))
+            LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->ctx, noinline, 0));
     }
 }
 
@@ -201,7 +230,7 @@ int cg_compile(const IrGraph *g, const CgOptions *opt) {
     c.t_i64 = LLVMInt64TypeInContext(c.ctx);
     c.t_f32 = LLVMFloatTypeInContext(c.ctx);
     c.t_ptr = LLVMPointerTypeInContext(c.ctx, 0);
-    LLVMTypeRef fields[CG_STEP_FIELDS] = {c.t_i64, c.t_i64, c.t_i64, c.t_ptr, c.t_ptr,
+    LLVMTypeRef fields[CG_STEP_FIELDS] = {c.t_i64, c.t_i64, c.t_i64, c.t_ptr, c.t_ptr, c.t_ptr,
                                           c.t_ptr, c.t_ptr, c.t_ptr, c.t_ptr, c.t_ptr};
     c.t_step = LLVMStructTypeInContext(c.ctx, fields, CG_STEP_FIELDS, 0);
     c.b = LLVMCreateBuilderInContext(c.ctx);

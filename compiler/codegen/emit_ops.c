@@ -10,14 +10,18 @@
 static LLVMValueRef tp(CgCtx *c, int t) { return t >= 0 ? cg_tensor_ptr(c, t) : cg_null(c); }
 static int64_t feat(CgCtx *c, int t) { return c->g->t[t].size; }
 
-/* y [B,N] = x [B,K] · Wᵀ, then y = act(y + b) in one pass over y (the fused epilogue) */
+/* A dense layer on [T, K] samples works on B·T rows: rows_of(w-shaped operand) gives T. */
+static LLVMValueRef dense_rows(CgCtx *c, int x, int64_t K) { return cg_mul(c, c->batch, feat(c, x) / K); }
+
+/* y [B·T,N] = x [B·T,K] · Wᵀ, then y = act(y + b) in one pass over y (the fused epilogue) */
 void cg_emit_dense(CgCtx *c, const IrNode *n) {
-    int64_t K = feat(c, n->in[0]), N = feat(c, n->out[0]);
-    LLVMValueRef y = tp(c, n->out[0]);
-    cg_sgemm(c, 0, 1, c->batch_i32, cg_i32(c, N), cg_i32(c, K), tp(c, n->in[0]), cg_i32(c, K), tp(c, n->in[1]),
-             cg_i32(c, K), 0.0f, y, cg_i32(c, N));
+    int64_t N = c->g->t[n->in[1]].shape.dim[0], K = c->g->t[n->in[1]].shape.dim[1];
+    LLVMValueRef y = tp(c, n->out[0]), M = dense_rows(c, n->in[0], K);
+    LLVMValueRef M32 = LLVMBuildTrunc(c->b, M, c->t_i32, "");
+    cg_sgemm(c, 0, 1, M32, cg_i32(c, N), cg_i32(c, K), tp(c, n->in[0]), cg_i32(c, K), tp(c, n->in[1]), cg_i32(c, K),
+             0.0f, y, cg_i32(c, N));
     if (n->in[2] < 0 && n->act == MTL_ACT_IDENTITY && n->out[1] < 0) return;
-    LLVMValueRef args[] = {y, tp(c, n->out[1]), tp(c, n->in[2]), c->batch, cg_i64(c, N), cg_i32(c, n->act)};
+    LLVMValueRef args[] = {y, tp(c, n->out[1]), tp(c, n->in[2]), M, cg_i64(c, N), cg_i32(c, n->act)};
     cg_call(c, "mtk_bias_act_forward", args, 6);
 }
 
@@ -94,31 +98,42 @@ void cg_emit_loss_bwd(CgCtx *c, const IrNode *n) {
     }
 }
 
+/* the last dim of a gradient tensor that mirrors a dense output [.., N] */
+static int64_t last_dim(CgCtx *c, int t) {
+    const IrTensor *x = &c->g->t[t];
+    return x->shape.rank ? x->shape.dim[x->shape.rank - 1] : 1;
+}
+
 void cg_emit_dense_epi_bwd(CgCtx *c, const IrNode *n) {
-    int64_t N = feat(c, n->in[0]);
+    int64_t N = last_dim(c, n->in[0]);
     LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->out[1]), tp(c, n->in[0]), tp(c, n->in[1]), tp(c, n->in[2]),
-                        c->batch, cg_i64(c, N), cg_i32(c, n->act), cg_i32(c, n->accumulate)};
+                        dense_rows(c, n->in[0], N), cg_i64(c, N), cg_i32(c, n->act), cg_i32(c, n->accumulate)};
     cg_call(c, "mtk_bias_act_backward", a, 9);
 }
 
 void cg_emit_bias_bwd(CgCtx *c, const IrNode *n) {
-    int64_t N = feat(c, n->in[0]);
-    LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->in[0]), c->batch, cg_i64(c, N), cg_i32(c, n->accumulate)};
+    int64_t N = last_dim(c, n->in[0]);
+    LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->in[0]), dense_rows(c, n->in[0], N), cg_i64(c, N),
+                        cg_i32(c, n->accumulate)};
     cg_call(c, "mtk_bias_backward", a, 5);
 }
 
-/* dW [N,K] (+)= dzᵀ [N,B] · x [B,K] */
+/* dW [N,K] (+)= dzᵀ [N,B·T] · x [B·T,K] */
 void cg_emit_matmul_dw(CgCtx *c, const IrNode *n) {
-    int64_t N = feat(c, n->in[0]), K = feat(c, n->in[1]);
-    cg_sgemm(c, 1, 0, cg_i32(c, N), cg_i32(c, K), c->batch_i32, tp(c, n->in[0]), cg_i32(c, N), tp(c, n->in[1]),
-             cg_i32(c, K), n->accumulate ? 1.0f : 0.0f, tp(c, n->out[0]), cg_i32(c, K));
+    const IrTensor *dw = &c->g->t[n->out[0]];
+    int64_t N = dw->shape.dim[0], K = dw->shape.dim[1];
+    LLVMValueRef M32 = LLVMBuildTrunc(c->b, dense_rows(c, n->in[1], K), c->t_i32, "");
+    cg_sgemm(c, 1, 0, cg_i32(c, N), cg_i32(c, K), M32, tp(c, n->in[0]), cg_i32(c, N), tp(c, n->in[1]), cg_i32(c, K),
+             n->accumulate ? 1.0f : 0.0f, tp(c, n->out[0]), cg_i32(c, K));
 }
 
-/* dx [B,K] (+)= dz [B,N] · W [N,K] */
+/* dx [B·T,K] (+)= dz [B·T,N] · W [N,K] */
 void cg_emit_matmul_dx(CgCtx *c, const IrNode *n) {
-    int64_t N = feat(c, n->in[0]), K = c->g->t[n->in[1]].shape.dim[1];
-    cg_sgemm(c, 0, 0, c->batch_i32, cg_i32(c, K), cg_i32(c, N), tp(c, n->in[0]), cg_i32(c, N), tp(c, n->in[1]),
-             cg_i32(c, K), n->accumulate ? 1.0f : 0.0f, tp(c, n->out[0]), cg_i32(c, K));
+    const IrTensor *w = &c->g->t[n->in[1]];
+    int64_t N = w->shape.dim[0], K = w->shape.dim[1];
+    LLVMValueRef M32 = LLVMBuildTrunc(c->b, dense_rows(c, n->in[0], N), c->t_i32, "");
+    cg_sgemm(c, 0, 0, M32, cg_i32(c, K), cg_i32(c, N), tp(c, n->in[0]), cg_i32(c, N), tp(c, n->in[1]), cg_i32(c, K),
+             n->accumulate ? 1.0f : 0.0f, tp(c, n->out[0]), cg_i32(c, K));
 }
 
 void cg_emit_act_bwd(CgCtx *c, const IrNode *n) {
@@ -133,4 +148,154 @@ void cg_emit_dropout_bwd(CgCtx *c, const IrNode *n) {
     LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->in[0]), cnt, cg_f32(c, n->p), c->seed,
                         cg_i32(c, n->site), c->training, cg_i32(c, n->accumulate)};
     cg_call(c, "mtk_dropout_backward", a, 8);
+}
+
+/* ---- sequence layers: one kernel call each (runtime/kernels/seq_kernels.h) ---- */
+
+static LLVMValueRef i64c(CgCtx *c, int64_t v) { return cg_i64(c, v); }
+static LLVMValueRef i32c(CgCtx *c, int64_t v) { return cg_i32(c, v); }
+
+void cg_emit_conv1d(CgCtx *c, const IrNode *n) {
+    const IrTensor *x = &c->g->t[n->in[0]], *w = &c->g->t[n->in[1]];
+    LLVMValueRef a[] = {tp(c, n->out[0]), c->scratch, tp(c, n->in[0]), tp(c, n->in[1]), tp(c, n->in[2]), c->batch,
+                        i64c(c, x->shape.dim[0]), i64c(c, x->shape.dim[1]), i64c(c, w->shape.dim[0]),
+                        i64c(c, n->kernel), i64c(c, n->stride), i64c(c, n->padding)};
+    cg_call(c, "mtk_conv1d_forward", a, 12);
+}
+
+void cg_emit_conv1d_bwd(CgCtx *c, const IrNode *n) {
+    const IrTensor *x = &c->g->t[n->in[1]], *w = &c->g->t[n->in[2]];
+    LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->out[1]), tp(c, n->out[2]), c->scratch, tp(c, n->in[0]),
+                        tp(c, n->in[1]), tp(c, n->in[2]), c->batch, i64c(c, x->shape.dim[0]),
+                        i64c(c, x->shape.dim[1]), i64c(c, w->shape.dim[0]), i64c(c, n->kernel), i64c(c, n->stride),
+                        i64c(c, n->padding), i32c(c, n->accumulate), i32c(c, n->accumulate_params)};
+    cg_call(c, "mtk_conv1d_backward", a, 16);
+}
+
+/* B·T rows of C channels for norms: C is the gamma length */
+static void norm_dims(CgCtx *c, int x, int gamma, int64_t *T, int64_t *C) {
+    *C = c->g->t[gamma].size;
+    *T = c->g->t[x].size / *C;
+}
+
+void cg_emit_batchnorm(CgCtx *c, const IrNode *n) {
+    int64_t T, C;
+    norm_dims(c, n->in[0], n->in[1], &T, &C);
+    LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->out[1]), tp(c, n->out[2]), tp(c, n->in[3]), tp(c, n->in[4]),
+                        tp(c, n->in[0]), tp(c, n->in[1]), tp(c, n->in[2]), c->batch, i64c(c, T), i64c(c, C),
+                        cg_f32(c, n->eps), cg_f32(c, n->momentum), c->training};
+    cg_call(c, "mtk_batchnorm_forward", a, 14);
+}
+
+void cg_emit_batchnorm_bwd(CgCtx *c, const IrNode *n) {
+    int64_t T, C;
+    norm_dims(c, n->in[0], n->in[3], &T, &C);
+    LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->out[1]), tp(c, n->out[2]), tp(c, n->in[0]), tp(c, n->in[1]),
+                        tp(c, n->in[2]), tp(c, n->in[3]), c->batch, i64c(c, T), i64c(c, C), c->training,
+                        i32c(c, n->accumulate), i32c(c, n->accumulate_params)};
+    cg_call(c, "mtk_batchnorm_backward", a, 13);
+}
+
+void cg_emit_layernorm(CgCtx *c, const IrNode *n) {
+    int64_t T, C;
+    norm_dims(c, n->in[0], n->in[1], &T, &C);
+    LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->out[1]), tp(c, n->out[2]), tp(c, n->in[0]), tp(c, n->in[1]),
+                        tp(c, n->in[2]), cg_mul(c, c->batch, T), i64c(c, C), cg_f32(c, n->eps)};
+    cg_call(c, "mtk_layernorm_forward", a, 9);
+}
+
+void cg_emit_layernorm_bwd(CgCtx *c, const IrNode *n) {
+    int64_t T, C;
+    norm_dims(c, n->in[0], n->in[3], &T, &C);
+    LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->out[1]), tp(c, n->out[2]), tp(c, n->in[0]), tp(c, n->in[1]),
+                        tp(c, n->in[2]), tp(c, n->in[3]), cg_mul(c, c->batch, T), i64c(c, C),
+                        i32c(c, n->accumulate), i32c(c, n->accumulate_params)};
+    cg_call(c, "mtk_layernorm_backward", a, 11);
+}
+
+/* gates and cells hold both directions one after the other: [dirs][B, T, ·] */
+static LLVMValueRef dir_slice(CgCtx *c, int t, int d, int64_t per_sample_per_dir) {
+    LLVMValueRef base = tp(c, t);
+    if (d == 0) return base;
+    LLVMValueRef off = cg_mul(c, c->batch, per_sample_per_dir);
+    return LLVMBuildGEP2(c->b, c->t_f32, base, &off, 1, "");
+}
+
+void cg_emit_lstm(CgCtx *c, const IrNode *n) {
+    const IrTensor *x = &c->g->t[n->in[0]], *y = &c->g->t[n->out[0]], *whh = &c->g->t[n->in[2]];
+    int64_t T = x->shape.dim[0], I = x->shape.dim[1], H = whh->shape.dim[1], Dout = y->shape.dim[1];
+    int dirs = n->in[5] >= 0 ? 2 : 1;
+    for (int d = 0; d < dirs; d++) {
+        LLVMValueRef a[] = {tp(c, n->out[0]), dir_slice(c, n->out[1], d, T * 4 * H), dir_slice(c, n->out[2], d, T * H),
+                            c->scratch, tp(c, n->in[0]), tp(c, n->in[1 + 4 * d]), tp(c, n->in[2 + 4 * d]),
+                            tp(c, n->in[3 + 4 * d]), tp(c, n->in[4 + 4 * d]), c->batch, i64c(c, T), i64c(c, I),
+                            i64c(c, H), i64c(c, Dout), i64c(c, d * H), i32c(c, d)};
+        cg_call(c, "mtk_lstm_forward", a, 16);
+    }
+}
+
+void cg_emit_lstm_bwd(CgCtx *c, const IrNode *n) {
+    const IrTensor *x = &c->g->t[n->in[4]], *y = &c->g->t[n->in[1]], *whh = &c->g->t[n->in[6]];
+    int64_t T = x->shape.dim[0], I = x->shape.dim[1], H = whh->shape.dim[1], Dout = y->shape.dim[1];
+    int dirs = n->in[7] >= 0 ? 2 : 1;
+    for (int d = dirs - 1; d >= 0; d--) {
+        /* the second direction adds to the input gradient the first one wrote */
+        int acc_dx = n->accumulate || d < dirs - 1;
+        LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->out[1 + 4 * d]), tp(c, n->out[2 + 4 * d]),
+                            tp(c, n->out[3 + 4 * d]), tp(c, n->out[4 + 4 * d]), c->scratch, tp(c, n->in[0]),
+                            tp(c, n->in[1]), dir_slice(c, n->in[2], d, T * 4 * H), dir_slice(c, n->in[3], d, T * H),
+                            tp(c, n->in[4]), tp(c, n->in[d ? 7 : 5]), tp(c, n->in[d ? 8 : 6]), c->batch, i64c(c, T),
+                            i64c(c, I), i64c(c, H), i64c(c, Dout), i64c(c, d * H), i32c(c, d), i32c(c, acc_dx),
+                            i32c(c, n->accumulate_params)};
+        cg_call(c, "mtk_lstm_backward", a, 22);
+    }
+}
+
+void cg_emit_attention(CgCtx *c, const IrNode *n) {
+    const IrTensor *x = &c->g->t[n->in[0]];
+    LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->out[1]), tp(c, n->out[2]), tp(c, n->out[3]), c->scratch,
+                        tp(c, n->in[0]), tp(c, n->in[1]), tp(c, n->in[2]), tp(c, n->in[3]), tp(c, n->in[4]),
+                        c->batch, i64c(c, x->shape.dim[0]), i64c(c, x->shape.dim[1]), i64c(c, n->heads),
+                        cg_f32(c, n->p), c->seed, i32c(c, n->site), c->training};
+    cg_call(c, "mtk_attention_forward", a, 18);
+}
+
+void cg_emit_attention_bwd(CgCtx *c, const IrNode *n) {
+    const IrTensor *x = &c->g->t[n->in[4]];
+    LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->out[1]), tp(c, n->out[2]), tp(c, n->out[3]), tp(c, n->out[4]),
+                        c->scratch, tp(c, n->in[0]), tp(c, n->in[1]), tp(c, n->in[2]), tp(c, n->in[3]),
+                        tp(c, n->in[4]), tp(c, n->in[5]), tp(c, n->in[6]), c->batch, i64c(c, x->shape.dim[0]),
+                        i64c(c, x->shape.dim[1]), i64c(c, n->heads), cg_f32(c, n->p), c->seed, i32c(c, n->site),
+                        c->training, i32c(c, n->accumulate), i32c(c, n->accumulate_params)};
+    cg_call(c, "mtk_attention_backward", a, 23);
+}
+
+void cg_emit_pool(CgCtx *c, const IrNode *n) {
+    const IrTensor *x = &c->g->t[n->in[0]];
+    LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->out[1]), tp(c, n->in[0]), c->batch, i64c(c, x->shape.dim[0]),
+                        i64c(c, x->shape.dim[1]), i32c(c, n->pool)};
+    cg_call(c, "mtk_pool_forward", a, 7);
+}
+
+void cg_emit_pool_bwd(CgCtx *c, const IrNode *n) {
+    const IrTensor *x = &c->g->t[n->out[0]];
+    LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->in[0]), tp(c, n->in[1]), c->batch, i64c(c, x->shape.dim[0]),
+                        i64c(c, x->shape.dim[1]), i32c(c, n->pool), i32c(c, n->accumulate)};
+    cg_call(c, "mtk_pool_backward", a, 8);
+}
+
+void cg_emit_flatten(CgCtx *c, const IrNode *n) {
+    LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->in[0]), cg_mul(c, c->batch, feat(c, n->in[0])), i32c(c, 0)};
+    cg_call(c, "mtk_copy", a, 4);
+}
+
+void cg_emit_copy(CgCtx *c, const IrNode *n) {
+    LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->in[0]), cg_mul(c, c->batch, feat(c, n->in[0])),
+                        i32c(c, n->accumulate)};
+    cg_call(c, "mtk_copy", a, 4);
+}
+
+void cg_emit_add(CgCtx *c, const IrNode *n) {
+    LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->in[0]), tp(c, n->in[1]), cg_mul(c, c->batch, feat(c, n->out[0]))};
+    cg_call(c, "mtk_add_forward", a, 4);
 }

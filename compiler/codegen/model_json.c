@@ -54,6 +54,8 @@ char *cg_model_json(const IrGraph *g) {
     cJSON_AddNumberToObject(in, "size", (double)shape_count(&m->input));
     cJSON_AddNumberToObject(root, "n_params", (double)g->n_params);
     cJSON_AddNumberToObject(root, "acts_per_sample", (double)g->acts_per_sample);
+    cJSON_AddNumberToObject(root, "acts_fixed", (double)g->acts_fixed);
+    cJSON_AddNumberToObject(root, "n_buffer_floats", (double)g->n_buffer_floats);
 
     cJSON *tensors = cJSON_AddArrayToObject(root, "tensors");
     for (int i = 0; i < m->n_params; i++) {
@@ -72,6 +74,18 @@ char *cg_model_json(const IrGraph *g) {
         for (int k = 0; k < m->n_tasks; k++)
             if (pa->task_mask & (1u << k)) cJSON_AddItemToArray(tasks, cJSON_CreateString(m->tasks[k].name));
         cJSON_AddItemToArray(tensors, t);
+    }
+
+    cJSON *buffers = cJSON_AddArrayToObject(root, "buffers");
+    for (int b = 0; b < m->n_buffers; b++) {
+        const Buffer *bu = &m->buffers[b];
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddStringToObject(t, "name", bu->name);
+        cJSON_AddItemToObject(t, "shape", shape_json(&bu->shape));
+        cJSON_AddNumberToObject(t, "offset", (double)g->t[g->buffer_tensor[b]].offset);
+        cJSON_AddNumberToObject(t, "count", (double)bu->count);
+        cJSON_AddStringToObject(t, "init", init_names[bu->init]);
+        cJSON_AddItemToArray(buffers, t);
     }
 
     cJSON *groups = cJSON_AddArrayToObject(root, "groups");
@@ -128,6 +142,8 @@ char *cg_model_json(const IrGraph *g) {
     add_opt_string(data, "train", d->train_path);
     add_opt_string(data, "test", d->test_path);
     cJSON_AddNumberToObject(data, "validation", fnum(d->validation));
+    cJSON_AddNumberToObject(data, "window", (double)(d->window > 0 ? d->window : 1));
+    cJSON_AddNumberToObject(data, "window_stride", (double)(d->window_stride > 0 ? d->window_stride : 1));
     if (d->kind == MTL_DATA_CMAPSS) {
         add_opt_string(data, "rul", d->rul_path);
         cJSON_AddNumberToObject(data, "rul_cap", fnum(d->rul_cap));

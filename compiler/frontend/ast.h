@@ -29,7 +29,7 @@ typedef enum AstKind {
     AST_GROUP,     /* name; kids: AST_SETTING */
     AST_DATA,      /* name ("cmapss", "csv"); kids: AST_SETTING */
     AST_TRAIN,     /* kids: AST_SETTING */
-    AST_LAYER,     /* name: user layer name (may be NULL); a: AST_CALL */
+    AST_LAYER,     /* name: user layer name (may be NULL); a: AST_CALL; b: body AST_HEAD (may be NULL) */
     AST_CALL,      /* name; kids: AST_ARG; flag: written with parentheses */
     AST_ARG,       /* name: option key (NULL for a positional argument); a: value */
     AST_SETTING,   /* name: key; a: value; b: `except` value (may be NULL); flag: `bind KEY = v` */

@@ -41,7 +41,7 @@ static void dump(const Diags *d, const Ast *n, int depth, const char *role, FILE
     dump_span(d, n->span, out);
     fputc('\n', out);
     dump(d, n->a, depth + 1, n->kind == AST_SETTING || n->kind == AST_ARG ? "= " : "", out);
-    dump(d, n->b, depth + 1, "except ", out);
+    dump(d, n->b, depth + 1, n->kind == AST_LAYER ? "body " : "except ", out);
     for (int i = 0; i < n->n_kids; i++)
         dump(d, n->kids[i], depth + 1, "", out);
 }

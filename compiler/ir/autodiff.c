@@ -126,6 +126,122 @@ static void ad_grad_dropout(IrGraph *g, const IrNode *fwd) {
     ir_add_node(g, n);
 }
 
+/* The gradient of input x of a node, or -1 when x needs none; sets *acc. */
+static int grad_in(IrGraph *g, int x, bool *acc) {
+    *acc = false;
+    return wants_grad(g, x) ? grad_for(g, x, acc) : -1;
+}
+
+/* The gradient of parameter p, or -1 when frozen; ORs its accumulate flag into *acc. */
+static int grad_param(IrGraph *g, int p, bool *acc) {
+    if (!wants_grad(g, p)) return -1;
+    bool a;
+    int t = grad_for(g, p, &a);
+    *acc = *acc || a;
+    return t;
+}
+
+/* conv1d: dx, dW, db from one kernel (im2col recomputed, so x is all it keeps) */
+static void ad_grad_conv1d(IrGraph *g, const IrNode *fwd) {
+    int dy = g->t[fwd->out[0]].grad;
+    if (dy < 0) return;
+    IrNode n = ir_node(IR_CONV1D_BWD);
+    n.in[0] = dy;
+    n.in[1] = fwd->in[0];
+    n.in[2] = fwd->in[1];
+    n.kernel = fwd->kernel;
+    n.stride = fwd->stride;
+    n.padding = fwd->padding;
+    n.out[0] = grad_in(g, fwd->in[0], &n.accumulate);
+    n.out[1] = grad_param(g, fwd->in[1], &n.accumulate_params);
+    if (fwd->in[2] >= 0) n.out[2] = grad_param(g, fwd->in[2], &n.accumulate_params);
+    ir_add_node(g, n);
+}
+
+/* batchnorm / layernorm: dx through the statistics, dgamma, dbeta */
+static void norm_grad(IrGraph *g, const IrNode *fwd, IrOp op) {
+    int dy = g->t[fwd->out[0]].grad;
+    if (dy < 0) return;
+    IrNode n = ir_node(op);
+    n.in[0] = dy;
+    n.in[1] = fwd->out[1];
+    n.in[2] = fwd->out[2];
+    n.in[3] = fwd->in[1];
+    n.eps = fwd->eps;
+    n.out[0] = grad_in(g, fwd->in[0], &n.accumulate);
+    n.out[1] = grad_param(g, fwd->in[1], &n.accumulate_params);
+    n.out[2] = grad_param(g, fwd->in[2], &n.accumulate_params);
+    ir_add_node(g, n);
+}
+static void ad_grad_batchnorm(IrGraph *g, const IrNode *fwd) { norm_grad(g, fwd, IR_BATCHNORM_BWD); }
+static void ad_grad_layernorm(IrGraph *g, const IrNode *fwd) { norm_grad(g, fwd, IR_LAYERNORM_BWD); }
+
+/* lstm (one layer, both directions): backward through time in the kernel */
+static void ad_grad_lstm(IrGraph *g, const IrNode *fwd) {
+    int dy = g->t[fwd->out[0]].grad;
+    if (dy < 0) return;
+    IrNode n = ir_node(IR_LSTM_BWD);
+    n.in[0] = dy;
+    n.in[1] = fwd->out[0];
+    n.in[2] = fwd->out[1];
+    n.in[3] = fwd->out[2];
+    n.in[4] = fwd->in[0];
+    n.in[5] = fwd->in[1];
+    n.in[6] = fwd->in[2];
+    n.in[7] = fwd->in[5];
+    n.in[8] = fwd->in[6];
+    n.out[0] = grad_in(g, fwd->in[0], &n.accumulate);
+    for (int k = 1; k <= 8; k++)
+        if (fwd->in[k] >= 0) n.out[k] = grad_param(g, fwd->in[k], &n.accumulate_params);
+    ir_add_node(g, n);
+}
+
+/* attention: projections, per-head softmax and dropout mask recomputed from the seed */
+static void ad_grad_attention(IrGraph *g, const IrNode *fwd) {
+    int dy = g->t[fwd->out[0]].grad;
+    if (dy < 0) return;
+    IrNode n = ir_node(IR_ATTENTION_BWD);
+    n.in[0] = dy;
+    n.in[1] = fwd->out[1];
+    n.in[2] = fwd->out[2];
+    n.in[3] = fwd->out[3];
+    n.in[4] = fwd->in[0];
+    n.in[5] = fwd->in[1];
+    n.in[6] = fwd->in[3];
+    n.heads = fwd->heads;
+    n.p = fwd->p;
+    n.site = fwd->site;
+    n.out[0] = grad_in(g, fwd->in[0], &n.accumulate);
+    for (int k = 1; k <= 4; k++) n.out[k] = grad_param(g, fwd->in[k], &n.accumulate_params);
+    ir_add_node(g, n);
+}
+
+static void ad_grad_pool(IrGraph *g, const IrNode *fwd) {
+    int dy = g->t[fwd->out[0]].grad;
+    if (dy < 0 || !wants_grad(g, fwd->in[0])) return;
+    IrNode n = ir_node(IR_POOL_BWD);
+    n.in[0] = dy;
+    n.in[1] = fwd->out[1];
+    n.pool = fwd->pool;
+    n.out[0] = grad_for(g, fwd->in[0], &n.accumulate);
+    ir_add_node(g, n);
+}
+
+/* dst (+)= src: the gradient of flatten (same floats, another shape) and of each side of add */
+static void add_copy(IrGraph *g, int dy, int x) {
+    if (dy < 0 || !wants_grad(g, x)) return;
+    IrNode n = ir_node(IR_COPY);
+    n.in[0] = dy;
+    n.out[0] = grad_for(g, x, &n.accumulate);
+    ir_add_node(g, n);
+}
+static void ad_grad_flatten(IrGraph *g, const IrNode *fwd) { add_copy(g, g->t[fwd->out[0]].grad, fwd->in[0]); }
+static void ad_grad_add(IrGraph *g, const IrNode *fwd) {
+    int dy = g->t[fwd->out[0]].grad;
+    add_copy(g, dy, fwd->in[0]);
+    add_copy(g, dy, fwd->in[1]);
+}
+
 typedef void (*AdRule)(IrGraph *, const IrNode *);
 static const AdRule ad_rules[IR_OP_COUNT] = {
 #define AD_ENTRY(e, n, ni, no) [e] = ad_grad_##n,

@@ -24,6 +24,7 @@ typedef enum IrRole {
     IR_ROLE_ACT,        /* region: acts, offset per sample (× B at run time) */
     IR_ROLE_GRAD,       /* gradient of an activation: region acts, like IR_ROLE_ACT */
     IR_ROLE_LOSS,       /* step->losses[task] */
+    IR_ROLE_BUFFER,     /* region: buffers (batchnorm running statistics), offset in floats */
 } IrRole;
 
 typedef enum IrOp {
@@ -38,8 +39,8 @@ typedef struct IrTensor {
     IrRole role;
     Shape shape;     /* per sample when batched */
     int64_t size;    /* floats (per sample when batched) */
-    bool batched;
-    int param;       /* Model param index for PARAM / PARAM_GRAD, else -1 */
+    bool batched;    /* false for an ACT tensor: it lives in the fixed part of the acts region */
+    int param;       /* Model param index for PARAM / PARAM_GRAD, Model buffer index for BUFFER, else -1 */
     int task;        /* TARGET / LOSS: task index, else -1 */
     int64_t offset;  /* set by ir_plan_memory */
     int grad;        /* set by autodiff: id of this tensor's gradient, -1 if none */
@@ -48,15 +49,20 @@ typedef struct IrTensor {
 
 typedef struct IrNode {
     IrOp op;
-    int in[3];
-    int out[2];
+    int in[IR_MAX_IN];
+    int out[IR_MAX_OUT];
     MtlAct act;
     MtlLoss loss;
-    float p;          /* dropout */
+    float p;          /* dropout, attention dropout */
     float delta;      /* huber */
+    float eps, momentum; /* norms */
+    int64_t kernel, stride, padding; /* conv1d */
+    int64_t heads;    /* attention */
+    int pool;         /* PoolKind */
     uint32_t site;    /* dropout mask stream */
     int task;         /* loss ops */
-    bool accumulate;  /* backward: add into the output instead of overwriting */
+    bool accumulate;  /* backward: add into the first output instead of overwriting */
+    bool accumulate_params; /* backward: add into parameter gradients */
     int layer_block, layer; /* source layer, -1 if none */
 } IrNode;
 
@@ -72,8 +78,12 @@ typedef struct IrGraph {
     int *task_target;    /* per task: target tensor */
     int *task_loss;      /* per task: loss tensor */
     int *param_tensor;   /* per Model param: tensor id */
+    int *buffer_tensor;  /* per Model buffer: tensor id */
     int64_t n_params;        /* floats in the params region */
-    int64_t acts_per_sample; /* floats per sample in the acts region */
+    int64_t n_buffer_floats; /* floats in the buffers region */
+    int64_t acts_per_sample; /* floats per sample in the acts region (scratch included, last) */
+    int64_t acts_fixed;      /* floats after the per-sample part (scratch first) */
+    int64_t scratch_per_sample, scratch_fixed; /* the shared kernel scratch (largest op) */
     int *param_order;    /* Model param indices in memory order (grouped) */
 } IrGraph;
 
@@ -84,7 +94,7 @@ int ir_add_node(IrGraph *g, IrNode node);
 IrNode ir_node(IrOp op);   /* a node with every operand -1 */
 void ir_free(IrGraph *g);
 
-/* typed model → forward graph (dense layers, activations, dropout, losses) */
+/* typed model → forward graph (every layer kind, losses) */
 IrGraph *ir_lower(const Model *m);
 /* merges dense → activation pairs into the dense epilogue where the intermediate has no other use */
 void ir_fuse(IrGraph *g);

@@ -15,6 +15,150 @@
     "float32 parameters + gradients + 2 AdamW moments (trainable only), + activations "            \
     "(input and every layer output) and their gradients, + targets, for one batch"
 
+/* Extra rules, one per layer kind, printed (and appended to the JSON rules) only for the kinds
+ * a model uses, so a dense model's report says exactly what it always said. T is time steps,
+ * E the attention width, NH its heads, H the LSTM hidden size, I its input width. */
+static const struct KindRule {
+    LayerKind kind;
+    const char *flops, *memory; /* memory NULL: nothing saved beyond the layer's output */
+} kind_rules[] = {
+    {LAYER_CONV1D, "conv1d = 2*To*Cout*Cin*K, bias 1 per output", NULL},
+    {LAYER_BATCHNORM, "batchnorm = 5 per element", "batchnorm keeps its normalised input"},
+    {LAYER_LAYERNORM, "layernorm = 5 per element", "layernorm keeps its normalised input and 2 statistics per row"},
+    {LAYER_LSTM, "lstm = 2*T*4H*(I+H) + 17*T*H per layer and direction (bias adds, gates, cell, output), "
+                 "dropout between layers 1 per element",
+     "lstm keeps gates 4*T*H and cells T*H per layer and direction, and every lower layer's output"},
+    {LAYER_ATTENTION, "attention = 2*T*E*3E (in projection) + 2*T*T*E*2 (scores, weighted sum) + "
+                      "2*T*E*E (out projection), biases 1 per element, softmax 5 per score (NH*T*T), "
+                      "dropout on the probabilities 1 per score",
+     "attention keeps q, k, v (3*T*E), the probabilities NH*T*T (twice with dropout) and the context T*E"},
+    {LAYER_RESIDUAL, "residual add = 1 per element", NULL},
+    {LAYER_POOL, "pool(mean|max) = 1 per input element, pool(last) 0", NULL},
+    {LAYER_FLATTEN, "flatten = 0 (a view)", "flatten is a view and adds nothing"},
+};
+#define N_KIND_RULES (int)(sizeof kind_rules / sizeof kind_rules[0])
+
+/* Saturating arithmetic: absurd specs must not overflow (sema bounds every tensor to 2^40). */
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
+static int64_t sat_mul(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
+static int64_t mul3(int64_t a, int64_t b, int64_t c)
+{
+    return sat_mul(sat_mul(a, b), c);
+}
+
+typedef struct Cost {
+    int64_t mm;   /* matrix-product FLOPs (backward 2x) */
+    int64_t elem; /* elementwise FLOPs (backward 1x) */
+    int64_t acts; /* floats kept per sample: the layer's output and its saved state */
+} Cost;
+
+/* Per-sample cost of a layer list (residual bodies included), by the rules above. */
+static void layers_cost(const Layer *layers, int n, Cost *c)
+{
+    for (int l = 0; l < n; l++) {
+        const Layer *L = &layers[l];
+        int64_t in = shape_count(&L->in), out = shape_count(&L->out);
+        int64_t t = L->in.rank == 2 ? L->in.dim[0] : 1;
+        int64_t last = L->in.rank ? L->in.dim[L->in.rank - 1] : 1;
+        int64_t e = last, h = L->units;
+        if (L->kind != LAYER_FLATTEN) /* flatten is a view of its input */
+            c->acts = sat_add(c->acts, out);
+        switch (L->kind) {
+        case LAYER_DENSE:
+            c->mm = sat_add(c->mm, mul3(2, in, L->units));
+            if (L->bias)
+                c->elem = sat_add(c->elem, out);
+            break;
+        case LAYER_ACT:
+        case LAYER_DROPOUT:
+            c->elem = sat_add(c->elem, out);
+            break;
+        case LAYER_CONV1D:
+            c->mm = sat_add(c->mm, mul3(2, out, mul3(L->in.dim[L->in.rank - 1], L->kernel, 1)));
+            if (L->bias)
+                c->elem = sat_add(c->elem, out);
+            break;
+        case LAYER_BATCHNORM:
+        case LAYER_LAYERNORM:
+            c->elem = sat_add(c->elem, sat_mul(5, out));
+            c->acts = sat_add(c->acts, out);
+            if (L->kind == LAYER_LAYERNORM)
+                c->acts = sat_add(c->acts, 2 * t);
+            break;
+        case LAYER_LSTM: {
+            int64_t dirs = L->bidirectional ? 2 : 1;
+            for (int k = 0; k < L->lstm_layers; k++) {
+                int64_t i = k == 0 ? last : h * dirs;
+                c->mm = sat_add(c->mm, sat_mul(dirs, mul3(2 * t, 4 * h, i + h)));
+                c->elem = sat_add(c->elem, sat_mul(dirs, mul3(17, t, h)));
+                c->acts = sat_add(c->acts, sat_mul(dirs, mul3(5, t, h)));
+                if (k + 1 < L->lstm_layers)
+                    c->acts = sat_add(c->acts, mul3(t, h, dirs));
+                if (k > 0 && L->p > 0)
+                    c->elem = sat_add(c->elem, mul3(t, h, dirs));
+            }
+            break;
+        }
+        case LAYER_ATTENTION: {
+            int64_t scores = mul3(L->heads, t, t), drop = L->p > 0 ? 1 : 0;
+            c->mm = sat_add(c->mm, mul3(2 * t, e, 3 * e));
+            c->mm = sat_add(c->mm, mul3(4 * t, t, e));
+            c->mm = sat_add(c->mm, mul3(2 * t, e, e));
+            c->elem = sat_add(c->elem, mul3(4, t, e));
+            c->elem = sat_add(c->elem, sat_mul(5 + drop, scores));
+            c->acts = sat_add(c->acts, mul3(4, t, e));
+            c->acts = sat_add(c->acts, sat_mul(1 + drop, scores));
+            break;
+        }
+        case LAYER_RESIDUAL:
+            layers_cost(L->body, L->n_body, c);
+            c->elem = sat_add(c->elem, out);
+            break;
+        case LAYER_POOL:
+            if (L->pool != POOL_LAST)
+                c->elem = sat_add(c->elem, in);
+            break;
+        case LAYER_FLATTEN:
+            break;
+        }
+    }
+}
+
+/* Which layer kinds the model uses (bit per LayerKind), residual bodies included. */
+static unsigned kinds_used(const Layer *layers, int n)
+{
+    unsigned k = 0;
+    for (int l = 0; l < n; l++)
+        k |= (1u << layers[l].kind) | kinds_used(layers[l].body, layers[l].n_body);
+    return k;
+}
+
+static unsigned model_kinds(const Model *m)
+{
+    unsigned k = 0;
+    for (int b = 0; b < m->n_blocks; b++)
+        k |= kinds_used(m->blocks[b].layers, m->blocks[b].n_layers);
+    return k;
+}
+
+static int64_t buffer_floats(const Model *m)
+{
+    int64_t n = 0;
+    for (int i = 0; i < m->n_buffers; i++)
+        n = sat_add(n, m->buffers[i].count);
+    return n;
+}
+
 void report_totals(const Model *m, ReportTotals *t)
 {
     memset(t, 0, sizeof *t);
@@ -31,33 +175,23 @@ void report_totals(const Model *m, ReportTotals *t)
             t->task_specific += p->count;
     }
     t->shared_percent = t->total ? 100.0 * (double)t->shared / (double)t->total : 0.0;
-    int64_t mm = 0, elem = 0;
-    t->acts_per_sample = shape_count(&m->input);
-    for (int b = 0; b < m->n_blocks; b++) {
-        for (int l = 0; l < m->blocks[b].n_layers; l++) {
-            const Layer *L = &m->blocks[b].layers[l];
-            int64_t in = shape_count(&L->in), out = shape_count(&L->out);
-            t->acts_per_sample += out;
-            if (L->kind == LAYER_DENSE) {
-                mm += 2 * in * out;
-                if (L->bias)
-                    elem += out;
-            } else {
-                elem += out;
-            }
-        }
-    }
-    t->forward_flops = mm + elem;
-    t->train_flops = 3 * mm + 2 * elem;
+    Cost c = {0, 0, shape_count(&m->input)};
+    for (int b = 0; b < m->n_blocks; b++)
+        layers_cost(m->blocks[b].layers, m->blocks[b].n_layers, &c);
+    t->acts_per_sample = c.acts;
+    t->forward_flops = sat_add(c.mm, c.elem);
+    t->train_flops = sat_add(sat_mul(3, c.mm), sat_mul(2, c.elem));
     int64_t batch = m->train.batch, targets = 0;
     for (int k = 0; k < m->n_tasks; k++)
         targets += m->tasks[k].target_width;
     t->mem_params = 4 * t->total;
     t->mem_grads = 4 * t->trainable;
     t->mem_optimizer = 8 * t->trainable;
-    t->mem_acts = 4 * 2 * t->acts_per_sample * batch;
+    t->mem_acts = mul3(8, t->acts_per_sample, batch);
     t->mem_targets = 4 * targets * batch;
-    t->mem_total = t->mem_params + t->mem_grads + t->mem_optimizer + t->mem_acts + t->mem_targets;
+    /* buffers (batchnorm running statistics) are memory too, though not parameters */
+    t->mem_total = sat_add(t->mem_params + t->mem_grads + t->mem_optimizer + t->mem_targets,
+                           sat_add(t->mem_acts, sat_mul(4, buffer_floats(m))));
 }
 
 /* ---- formatting helpers -------------------------------------------------------------- */
@@ -224,6 +358,68 @@ static uint32_t block_mask(const Model *m, int b)
 
 /* ---- text ---------------------------------------------------------------------------- */
 
+/* Words of text on lines of at most 96 columns, each starting with `indent` spaces. */
+static void print_wrapped(FILE *out, int indent, const char *text)
+{
+    const int width = 96;
+    int col = 0;
+    while (*text) {
+        while (*text == ' ')
+            text++;
+        size_t n = strcspn(text, " ");
+        if (n == 0)
+            break;
+        if (col > indent && col + 1 + (int)n > width) {
+            fputc('\n', out);
+            col = 0;
+        }
+        if (col == 0)
+            col = fprintf(out, "%*s", indent, "");
+        else
+            col += fprintf(out, " ");
+        col += fprintf(out, "%.*s", (int)n, text);
+        text += n;
+    }
+    if (col)
+        fputc('\n', out);
+}
+
+/* The rules of the kinds this model uses, one sentence each (flops or memory). */
+static void print_kind_rules(const Model *m, bool memory, FILE *out)
+{
+    unsigned used = model_kinds(m);
+    for (int i = 0; i < N_KIND_RULES; i++) {
+        const char *r = memory ? kind_rules[i].memory : kind_rules[i].flops;
+        if (!(used & (1u << kind_rules[i].kind)) || !r)
+            continue;
+        char line[512];
+        snprintf(line, sizeof line, "%s.", r);
+        print_wrapped(out, 8, line);
+    }
+}
+
+/* The JSON rule: the base sentence, then "; " and each used kind's rule. */
+static char *json_rule(const Model *m, const char *base, bool memory)
+{
+    unsigned used = model_kinds(m);
+    size_t cap = strlen(base) + 1;
+    for (int i = 0; i < N_KIND_RULES; i++) {
+        const char *r = memory ? kind_rules[i].memory : kind_rules[i].flops;
+        if (r)
+            cap += strlen(r) + 2;
+    }
+    char *buf = malloc(cap);
+    if (!buf)
+        abort();
+    size_t o = (size_t)snprintf(buf, cap, "%s", base);
+    for (int i = 0; i < N_KIND_RULES; i++) {
+        const char *r = memory ? kind_rules[i].memory : kind_rules[i].flops;
+        if (r && (used & (1u << kind_rules[i].kind)))
+            o += (size_t)snprintf(buf + o, cap - o, "; %s", r);
+    }
+    return buf;
+}
+
 void report_text(const Model *m, FILE *out)
 {
     ReportTotals t;
@@ -249,6 +445,22 @@ void report_text(const Model *m, FILE *out)
                                               p->trainable ? "yes" : "frozen", d});
     }
     table_print(&tab, out);
+
+    if (m->n_buffers > 0) {
+        fputs("\nBuffers (saved in checkpoints; not parameters, not trained, not in the totals)\n", out);
+        tab.n_cols = 4;
+        tab.right[2] = true;
+        table_row(&tab, (const char *const[]){"Buffer", "Shape", "Count", "Init"});
+        for (int i = 0; i < m->n_buffers; i++) {
+            const Buffer *bf = &m->buffers[i];
+            shape_text(&bf->shape, a, sizeof a);
+            thousands(bf->count, b, sizeof b);
+            table_row(&tab, (const char *const[]){bf->name, a, b, bf->init == MTL_INIT_ONES ? "ones" : "zeros"});
+        }
+        table_print(&tab, out);
+        thousands(buffer_floats(m), a, sizeof a);
+        fprintf(out, "  %-22s %12s\n", "Total buffers", a);
+    }
 
     fputs("\nGroups\n", out);
     tab.n_cols = 7;
@@ -323,15 +535,19 @@ void report_text(const Model *m, FILE *out)
           "        = 1 per element; losses are not counted. Training step = forward + backward,\n"
           "        backward = 2x forward for dense products (input and weight gradients), 1x for\n"
           "        elementwise ops.\n", out);
+    print_kind_rules(m, false, out);
 
     thousands(m->train.batch, a, sizeof a);
     fprintf(out, "\nMemory of one training step at batch %s\n", a);
     struct { const char *what; int64_t bytes; } rows[] = {
         {"Parameters", t.mem_params},       {"Gradients", t.mem_grads},
         {"AdamW moments", t.mem_optimizer}, {"Activations + gradients", t.mem_acts},
-        {"Targets", t.mem_targets},         {"Total", t.mem_total},
+        {"Targets", t.mem_targets},         {"Buffers", 4 * buffer_floats(m)},
+        {"Total", t.mem_total},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        if (!strcmp(rows[i].what, "Buffers") && m->n_buffers == 0)
+            continue;
         thousands(rows[i].bytes, a, sizeof a);
         human_bytes(rows[i].bytes, f, sizeof f);
         fprintf(out, "  %-24s %12s bytes  (%s)\n", rows[i].what, a, f);
@@ -340,6 +556,9 @@ void report_text(const Model *m, FILE *out)
     fprintf(out, "  Rule: float32 parameters, gradients and 2 AdamW moments (trainable only), plus\n"
                  "        activations (input and every layer output, %s floats per sample) and\n"
                  "        their gradients, plus targets, for one batch.\n", a);
+    if (m->n_buffers > 0)
+        fputs("        Plus the buffers, once.\n", out);
+    print_kind_rules(m, true, out);
 }
 
 /* ---- JSON ---------------------------------------------------------------------------- */
@@ -394,6 +613,20 @@ void report_json(const Model *m, FILE *out)
         cJSON_AddNumberToObject(o, "bound", tidy(p->init_bound));
         cJSON_AddItemToArray(tensors, o);
     }
+
+    /* always present (empty for most dense models), so tools see one schema */
+    cJSON *buffers = cJSON_AddArrayToObject(root, "buffers");
+    for (int i = 0; i < m->n_buffers; i++) {
+        const Buffer *bf = &m->buffers[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", bf->name);
+        cJSON_AddItemToObject(o, "shape", shape_json(&bf->shape));
+        cJSON_AddNumberToObject(o, "count", (double)bf->count);
+        cJSON_AddStringToObject(o, "block", m->blocks[bf->block].prefix);
+        cJSON_AddStringToObject(o, "init", bf->init == MTL_INIT_ONES ? "ones" : "zeros");
+        cJSON_AddItemToArray(buffers, o);
+    }
+    cJSON_AddNumberToObject(root, "buffer_total", (double)buffer_floats(m));
 
     cJSON *groups = cJSON_AddArrayToObject(root, "groups");
     for (int g = 0; g < m->n_groups; g++) {
@@ -451,7 +684,9 @@ void report_json(const Model *m, FILE *out)
     cJSON *fl = cJSON_AddObjectToObject(root, "flops");
     cJSON_AddNumberToObject(fl, "forward_per_sample", (double)t.forward_flops);
     cJSON_AddNumberToObject(fl, "train_step_per_sample", (double)t.train_flops);
-    cJSON_AddStringToObject(fl, "rule", FLOPS_RULE);
+    char *rule = json_rule(m, FLOPS_RULE, false);
+    cJSON_AddStringToObject(fl, "rule", rule);
+    free(rule);
 
     cJSON *mem = cJSON_AddObjectToObject(root, "memory");
     cJSON_AddNumberToObject(mem, "batch", m->train.batch);
@@ -461,8 +696,11 @@ void report_json(const Model *m, FILE *out)
     cJSON_AddNumberToObject(mem, "optimizer_bytes", (double)t.mem_optimizer);
     cJSON_AddNumberToObject(mem, "activations_bytes", (double)t.mem_acts);
     cJSON_AddNumberToObject(mem, "targets_bytes", (double)t.mem_targets);
+    cJSON_AddNumberToObject(mem, "buffers_bytes", (double)(4 * buffer_floats(m)));
     cJSON_AddNumberToObject(mem, "activations_per_sample", (double)t.acts_per_sample);
-    cJSON_AddStringToObject(mem, "rule", MEMORY_RULE);
+    rule = json_rule(m, m->n_buffers ? MEMORY_RULE ", + buffers once" : MEMORY_RULE, true);
+    cJSON_AddStringToObject(mem, "rule", rule);
+    free(rule);
 
     char *text = cJSON_Print(root);
     if (text) {

@@ -46,6 +46,16 @@ int64_t shape_count(const Shape *s)
     return n;
 }
 
+/* A layer list and the bodies inside it (nesting is bounded by the parser's depth limit). */
+static void free_layers(Layer *layers, int n)
+{
+    for (int l = 0; l < n; l++) {
+        free(layers[l].path);
+        free_layers(layers[l].body, layers[l].n_body);
+    }
+    free(layers);
+}
+
 void model_free(Model *m)
 {
     if (!m)
@@ -53,9 +63,7 @@ void model_free(Model *m)
     free(m->name);
     free(m->input_name);
     for (int b = 0; b < m->n_blocks; b++) {
-        for (int l = 0; l < m->blocks[b].n_layers; l++)
-            free(m->blocks[b].layers[l].path);
-        free(m->blocks[b].layers);
+        free_layers(m->blocks[b].layers, m->blocks[b].n_layers);
         free(m->blocks[b].name);
         free(m->blocks[b].prefix);
     }
@@ -63,6 +71,9 @@ void model_free(Model *m)
     for (int i = 0; i < m->n_params; i++)
         free(m->params[i].name);
     free(m->params);
+    for (int i = 0; i < m->n_buffers; i++)
+        free(m->buffers[i].name);
+    free(m->buffers);
     for (int i = 0; i < m->n_groups; i++)
         free(m->groups[i].name);
     free(m->groups);

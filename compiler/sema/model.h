@@ -22,10 +22,22 @@ typedef struct Shape {
 } Shape;
 
 typedef enum LayerKind {
-    LAYER_DENSE,   /* weight [out, in], optional bias [out] */
-    LAYER_ACT,     /* elementwise activation */
-    LAYER_DROPOUT, /* inverted dropout, identity in eval */
+    LAYER_DENSE,     /* weight [out, in], optional bias [out]; on [T, C] applies to the last dim */
+    LAYER_ACT,       /* elementwise activation */
+    LAYER_DROPOUT,   /* inverted dropout, identity in eval */
+    LAYER_CONV1D,    /* over time: [T, Cin] -> [To, Cout]; weight [Cout, Cin, K], bias [Cout] */
+    LAYER_BATCHNORM, /* per channel (last dim) over batch and time; weight, bias [C];
+                        buffers running_mean, running_var [C] */
+    LAYER_LAYERNORM, /* over the last dim; weight, bias [C] */
+    LAYER_LSTM,      /* [T, I] -> [T, H·dirs]; PyTorch names and order (see Layer.first_param) */
+    LAYER_ATTENTION, /* multi-head self-attention [T, E] -> [T, E]; in_proj_weight [3E, E],
+                        in_proj_bias [3E], out_proj.weight [E, E], out_proj.bias [E] */
+    LAYER_RESIDUAL,  /* x + body(x); body's output shape must equal its input shape */
+    LAYER_POOL,      /* over time: [T, C] -> [C] (last step, mean or max) */
+    LAYER_FLATTEN,   /* [T, C] -> [T·C] */
 } LayerKind;
+
+typedef enum PoolKind { POOL_LAST, POOL_MEAN, POOL_MAX } PoolKind;
 
 typedef struct Layer {
     LayerKind kind;
@@ -37,10 +49,32 @@ typedef struct Layer {
     bool bias;
     /* LAYER_ACT */
     MtlAct act;
-    /* LAYER_DROPOUT */
+    /* LAYER_DROPOUT: p; LAYER_LSTM: dropout between layers; LAYER_ATTENTION: on attention weights */
     float p;
+    /* LAYER_CONV1D (units = out channels, bias as for dense) */
+    int64_t kernel, stride, padding;
+    /* LAYER_BATCHNORM, LAYER_LAYERNORM (PyTorch defaults eps 1e-5, momentum 0.1) */
+    float eps, momentum;
+    /* LAYER_LSTM (units = hidden size per direction) */
+    int lstm_layers;
+    bool bidirectional;
+    /* LAYER_ATTENTION */
+    int64_t heads;
+    /* LAYER_POOL */
+    PoolKind pool;
+    /* LAYER_RESIDUAL: the body, whose layer paths continue this layer's path ("trunk.4.0") */
+    struct Layer *body;
+    int n_body;
     /* parameters owned by this layer: indices into Model.params, -1 if none */
     int weight_param, bias_param;
+    /* all of this layer's parameters, contiguous in Model.params, in PyTorch's
+     * named_parameters() order: dense/conv/norms weight, bias; LSTM for each layer l and
+     * direction (forward, then reverse): weight_ih_l{l}[_reverse] [4H, I], weight_hh_l{l} [4H, H],
+     * bias_ih_l{l} [4H], bias_hh_l{l} [4H]; attention in_proj_weight, in_proj_bias,
+     * out_proj.weight, out_proj.bias. n_params = 0 when none. */
+    int first_param, n_params;
+    /* buffers (batchnorm running_mean then running_var), contiguous in Model.buffers */
+    int first_buffer, n_buffers;
 } Layer;
 
 typedef struct Block {
@@ -65,6 +99,16 @@ typedef struct Param {
     uint32_t task_mask; /* bit k set: task k's loss gradient reaches it (0 if frozen) */
     bool trainable;     /* false when its group is frozen */
 } Param;
+
+/* A non-trainable tensor saved in checkpoints (batchnorm running statistics). Not counted as a
+ * parameter in reports' totals; listed separately. */
+typedef struct Buffer {
+    char *name;    /* "trunk.1.running_mean" */
+    Shape shape;
+    int64_t count;
+    int block;
+    MtlInit init;  /* running_mean zeros, running_var ones */
+} Buffer;
 
 typedef struct Group {
     char *name;
@@ -103,6 +147,9 @@ typedef struct DataBinding {
     char *group_column;        /* may be NULL */
     /* both */
     float validation;          /* default 0.2 */
+    /* windows over time (rank-2 input [T, F]): window length = T, stride between windows */
+    int64_t window;            /* 1 for rank-1 inputs; T for [T, F] inputs */
+    int64_t window_stride;     /* default 1 */
 } DataBinding;
 
 typedef struct TrainDefaults {
@@ -121,6 +168,8 @@ typedef struct Model {
     int n_blocks;
     Param *params;   /* declaration order (trunk first, then heads in task order) */
     int n_params;
+    Buffer *buffers; /* declaration order */
+    int n_buffers;
     Group *groups;
     int n_groups;
     Task *tasks;

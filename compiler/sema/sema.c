@@ -23,7 +23,7 @@ char *sema_strdup(const char *s)
     return r;
 }
 
-static char *fmt_path(const char *a, const char *b)
+char *sema_path(const char *a, const char *b)
 {
     size_t n = strlen(a) + strlen(b) + 2;
     char *r = malloc(n);
@@ -106,7 +106,7 @@ bool sema_number(Sema *s, const Ast *v, const char *what, double *out)
     return true;
 }
 
-static bool sema_int(Sema *s, const Ast *v, const char *what, int64_t *out)
+bool sema_int(Sema *s, const Ast *v, const char *what, int64_t *out)
 {
     if (!v || v->kind != AST_NUMBER || !v->is_int) {
         diag_error(s->d, v ? v->span : s->root->span, "%s expects a whole number", what);
@@ -241,29 +241,41 @@ static void collect(Sema *s)
         diag_error(s->d, s->task_decls[32]->name_span, "more than 32 tasks");
 }
 
+/* input NAME : [F] or [T, F] (a window of T time steps of F features). */
 static void check_input(Sema *s)
 {
     Model *m = s->m;
     m->input_name = sema_strdup(s->input ? s->input->name : "x");
+    m->input.rank = 1;
+    m->input.dim[0] = 1;
     if (!s->input)
         return;
     const Ast *in = s->input;
-    if (in->n_kids > 1) {
-        Span sp = {in->span.file, in->kids[1]->span.begin, in->kids[in->n_kids - 1]->span.end};
-        diag_error(s->d, sp, "input '%s' has rank %d; only rank-1 inputs ([N]) are supported today",
-                   in->name, in->n_kids);
+    if (in->n_kids > 2) {
+        Span sp = {in->span.file, in->kids[0]->span.begin, in->kids[in->n_kids - 1]->span.end};
+        diag_error(s->d, sp, "input '%s' has rank %d; an input is [features] or [time, features]", in->name,
+                   in->n_kids);
         s->input_bad = true;
     }
-    m->input.rank = 1;
-    int64_t v = 1;
-    if (!sema_int(s, in->kids[0], "an input dimension", &v)) {
-        s->input_bad = true;
-    } else if (v < 1) {
-        diag_error(s->d, in->kids[0]->span, "input dimension must be at least 1");
-        s->input_bad = true;
-        v = 1;
+    /* past that error, go on with the last two dimensions so the layers are still checked */
+    int first = in->n_kids > 2 ? in->n_kids - 2 : 0;
+    m->input.rank = in->n_kids - first;
+    for (int i = 0; i < m->input.rank; i++) {
+        const Ast *dim = in->kids[first + i];
+        int64_t v = 1;
+        if (!sema_int(s, dim, "an input dimension", &v)) {
+            s->input_bad = true;
+        } else if (v < 1) {
+            diag_error(s->d, dim->span, "input dimension must be at least 1");
+            s->input_bad = true;
+            v = 1;
+        } else if (v > 1000000) {
+            diag_error(s->d, dim->span, "input dimension is too large (at most 1000000)");
+            s->input_bad = true;
+            v = 1;
+        }
+        m->input.dim[i] = v;
     }
-    m->input.dim[0] = v < 1 ? 1 : v;
 }
 
 /* ---- targets and tasks ---------------------------------------------------------------- */
@@ -319,179 +331,6 @@ static TargetInfo check_target(Sema *s, const Ast *t)
                    ty->name);
     }
     return ti;
-}
-
-/* ---- layers -------------------------------------------------------------------------- */
-
-static const char *const layer_names[] = {"dense", "relu", "tanh", "sigmoid", "gelu",
-                                          "softplus", "identity", "dropout", NULL};
-static const MtlAct act_of[] = {0, MTL_ACT_RELU, MTL_ACT_TANH, MTL_ACT_SIGMOID, MTL_ACT_GELU,
-                                MTL_ACT_SOFTPLUS, MTL_ACT_IDENTITY};
-
-static int add_param(Sema *s, const char *layer_path, const char *leaf, Shape shape, int block,
-                     int layer, float bound, Span at)
-{
-    Model *m = s->m;
-    if (m->n_params == s->cap_params) {
-        s->cap_params = s->cap_params ? 2 * s->cap_params : 16;
-        m->params = realloc(m->params, (size_t)s->cap_params * sizeof *m->params);
-        s->param_span = realloc(s->param_span, (size_t)s->cap_params * sizeof *s->param_span);
-        if (!m->params || !s->param_span)
-            abort();
-    }
-    Param *p = &m->params[m->n_params];
-    memset(p, 0, sizeof *p);
-    p->name = fmt_path(layer_path, leaf);
-    p->shape = shape;
-    p->count = shape_count(&shape);
-    p->block = block;
-    p->layer = layer;
-    p->group = -1;
-    p->init = MTL_INIT_UNIFORM;
-    p->init_bound = bound;
-    p->trainable = true;
-    s->param_span[m->n_params] = at;
-    return m->n_params++;
-}
-
-/* Checks one layer call and fills *L; in is the incoming per-sample shape. */
-static void check_layer(Sema *s, const Ast *la, Layer *L, int block, int layer_index, Shape in)
-{
-    const Ast *call = la->a;
-    L->span = la->span;
-    L->in = in;
-    L->out = in;
-    L->weight_param = L->bias_param = -1;
-    int kind = -1;
-    for (int i = 0; layer_names[i]; i++)
-        if (!strcmp(call->name, layer_names[i]))
-            kind = i;
-    if (kind < 0) {
-        const char *hint = sema_suggest(call->name, layer_names);
-        if (hint)
-            diag_error(s->d, call->name_span, "unknown layer '%s'; did you mean '%s'?", call->name, hint);
-        else
-            diag_error(s->d, call->name_span,
-                       "unknown layer '%s' (known: dense, relu, tanh, sigmoid, gelu, softplus, identity, dropout)",
-                       call->name);
-        L->kind = LAYER_ACT;
-        L->act = MTL_ACT_IDENTITY;
-        return;
-    }
-    if (kind == 0) {
-        static const char *const keys[] = {"units", "bias", NULL};
-        L->kind = LAYER_DENSE;
-        L->bias = true;
-        const Ast *units = NULL;
-        int positional = 0;
-        for (int i = 0; i < call->n_kids; i++) {
-            const Ast *arg = call->kids[i];
-            if (!arg->name) {
-                if (positional++ == 0)
-                    units = arg;
-                else
-                    diag_error(s->d, arg->span, "dense takes one positional argument (its units)");
-            } else if (!strcmp(arg->name, "units")) {
-                units = arg;
-            } else if (!strcmp(arg->name, "bias")) {
-                sema_bool(s, arg->a, "option 'bias'", &L->bias);
-            } else {
-                const char *hint = sema_suggest(arg->name, keys);
-                if (hint)
-                    diag_error(s->d, arg->name_span, "unknown option '%s' for dense; did you mean '%s'?",
-                               arg->name, hint);
-                else
-                    diag_error(s->d, arg->name_span, "unknown option '%s' for dense (options: units, bias)",
-                               arg->name);
-            }
-        }
-        int64_t n = 1;
-        if (!units)
-            diag_error(s->d, call->span, "dense needs its number of units: dense(N)");
-        else if (sema_int(s, units->a, "dense units", &n) && n < 1) {
-            diag_error(s->d, units->span, "dense needs at least 1 unit");
-            n = 1;
-        }
-        if (n < 1)
-            n = 1;
-        L->units = n;
-        L->out.rank = 1;
-        L->out.dim[0] = n;
-        int64_t fan_in = shape_count(&in);
-        float bound = fan_in > 0 ? (float)(1.0 / sqrt((double)fan_in)) : 0.0f;
-        Shape w = {2, {n, fan_in}}, b = {1, {n}};
-        L->weight_param = add_param(s, L->path, "weight", w, block, layer_index, bound, la->span);
-        if (L->bias)
-            L->bias_param = add_param(s, L->path, "bias", b, block, layer_index, bound, la->span);
-        return;
-    }
-    if (kind == 7) {
-        static const char *const keys[] = {"p", NULL};
-        L->kind = LAYER_DROPOUT;
-        const Ast *p = NULL;
-        for (int i = 0; i < call->n_kids; i++) {
-            const Ast *arg = call->kids[i];
-            if (!arg->name && !p)
-                p = arg;
-            else if (arg->name && !strcmp(arg->name, "p"))
-                p = arg;
-            else if (!arg->name)
-                diag_error(s->d, arg->span, "dropout takes one argument (its probability)");
-            else {
-                const char *hint = sema_suggest(arg->name, keys);
-                diag_error(s->d, arg->name_span, "unknown option '%s' for dropout%s%s%s", arg->name,
-                           hint ? "; did you mean '" : " (options: p)", hint ? hint : "", hint ? "'?" : "");
-            }
-        }
-        double v = 0;
-        if (!p)
-            diag_error(s->d, call->span, "dropout needs its probability: dropout(P)");
-        else if (sema_number(s, p->a, "dropout probability", &v) && !(v >= 0 && v < 1))
-            diag_error(s->d, p->span, "dropout probability must be in [0, 1), got %s", p->a->name);
-        L->p = (float)v;
-        return;
-    }
-    L->kind = LAYER_ACT;
-    L->act = act_of[kind];
-    if (call->n_kids > 0)
-        diag_error(s->d, call->kids[0]->span, "%s takes no arguments", call->name);
-}
-
-/* Builds a block from a layer list; in is its input shape, from its width origin. */
-static void build_block(Sema *s, int bi, const Ast *layers, Shape in, Span from)
-{
-    Block *b = &s->m->blocks[bi];
-    b->in = in;
-    b->n_layers = layers ? layers->n_kids : 0;
-    b->layers = calloc((size_t)(b->n_layers ? b->n_layers : 1), sizeof *b->layers);
-    if (!b->layers)
-        abort();
-    Shape cur = in;
-    for (int i = 0; i < b->n_layers; i++) {
-        const Ast *la = layers->kids[i];
-        Layer *L = &b->layers[i];
-        if (la->name) {
-            for (int j = 0; j < i; j++) {
-                const Ast *prev = layers->kids[j];
-                if (prev->name && !strcmp(prev->name, la->name)) {
-                    diag_error(s->d, la->name_span, "duplicate layer name '%s' in %s", la->name, b->prefix);
-                    diag_note(s->d, prev->name_span, "'%s' first used here", la->name);
-                    break;
-                }
-            }
-            L->path = fmt_path(b->prefix, la->name);
-        } else {
-            char idx[24];
-            snprintf(idx, sizeof idx, "%d", i);
-            L->path = fmt_path(b->prefix, idx);
-        }
-        check_layer(s, la, L, bi, i, cur);
-        if (L->kind == LAYER_DENSE)
-            from = la->span;
-        cur = L->out;
-    }
-    b->out = cur;
-    s->block_width_from[bi] = from;
 }
 
 /* ---- losses -------------------------------------------------------------------------- */
@@ -556,7 +395,18 @@ static void check_task_shapes(Sema *s, int ti, const Ast *target, const Ast *los
     Task *t = &s->m->tasks[ti];
     const Block *b = &s->m->blocks[t->block];
     t->out_width = shape_count(&b->out);
-    if (!loss)
+    if (b->out.rank != 1 && !s->rank_faked) { /* after a faked rank, it would only repeat that error */
+        char sh[64];
+        sema_shape_str(&b->out, sh, sizeof sh);
+        diag_error(s->d, head_error_span(s, t),
+                   "head of task '%s' outputs %s per sample, a sequence, but its %s target needs one vector per sample; add pool(last) or flatten",
+                   t->name, sh, t->target_kind == MTL_TARGET_CLASS ? "class" : "real");
+        Span from = s->block_width_from[t->block];
+        if (!b->n_layers || from.begin != b->layers[b->n_layers - 1].span.begin)
+            diag_note(s->d, from, "the shape %s comes from here", sh);
+        return;
+    }
+    if (b->out.rank != 1 || !loss)
         return;
     const Ast *call = loss->a;
     if (t->loss == MTL_LOSS_CROSS_ENTROPY) {
@@ -618,9 +468,7 @@ static void build_blocks(Sema *s)
     tb->task = -1;
     tb->span = s->trunk ? s->trunk->span : s->root->name_span;
     s->block_missing[0] = !s->trunk;
-    build_block(s, 0, s->trunk, m->input, s->input ? s->input->span : s->root->name_span);
-    if (s->trunk && m->blocks[0].out.rank != 1)
-        diag_error(s->d, s->trunk->span, "the trunk must output a vector per sample");
+    sema_build_block(s, 0, s->trunk, m->input, s->input ? s->input->span : s->root->name_span);
 
     for (int ti = 0; ti < m->n_tasks; ti++) {
         const Ast *td = s->task_decls[ti];
@@ -633,7 +481,7 @@ static void build_blocks(Sema *s)
         t->huber_delta = 1.0f;
         t->bind = sema_strdup(td->name);
         b->name = sema_strdup(td->name);
-        b->prefix = fmt_path(td->name, "head");
+        b->prefix = sema_path(td->name, "head");
         b->task = ti;
         b->span = td->span;
 
@@ -671,7 +519,7 @@ static void build_blocks(Sema *s)
                        td->name);
         else
             check_loss(s, t, loss);
-        build_block(s, 1 + ti, head, m->blocks[0].out, s->block_width_from[0]);
+        sema_build_block(s, 1 + ti, head, m->blocks[0].out, s->block_width_from[0]);
         if (target && info.ok && head)
             check_task_shapes(s, ti, target, loss);
         else
@@ -741,8 +589,9 @@ static void check_balance(Sema *s)
 /* ---- data binding -------------------------------------------------------------------- */
 
 static const char *const cmapss_keys[] = {"train", "test", "rul", "features", "rul_cap",
-                                          "health_thresholds", "validation", NULL};
-static const char *const csv_keys[] = {"train", "test", "inputs", "group", "validation", NULL};
+                                          "health_thresholds", "validation", "window", "stride", NULL};
+static const char *const csv_keys[] = {"train", "test", "inputs", "group", "validation", "window", "stride",
+                                       NULL};
 static const char *const default_features[] = {"setting1", "setting2", "setting3", "s2", "s3", "s4",
                                                "s7", "s8", "s9", "s11", "s12", "s13", "s14", "s15",
                                                "s17", "s20", "s21", NULL};
@@ -791,6 +640,10 @@ static void check_data(Sema *s)
     db->validation = 0.2f;
     const Ast *d = s->data;
     const Ast *thresholds_at = NULL;
+    /* features per time step: the last input dimension */
+    int64_t n_in = m->input.dim[m->input.rank - 1];
+    db->window = m->input.rank == 2 ? m->input.dim[0] : 1;
+    db->window_stride = 1;
     const Ast **binds = calloc((size_t)(m->n_tasks ? m->n_tasks : 1), sizeof *binds);
     if (!binds)
         abort();
@@ -907,9 +760,39 @@ static void check_data(Sema *s)
                     else
                         add_string(&db->input_columns, &db->n_input_columns, it[j]->name);
                 }
-                if (n != shape_count(&m->input) && s->input && !s->input_bad)
+                if (n != n_in && s->input && !s->input_bad)
                     diag_error(s->d, v->span, "csv inputs name %d columns but input '%s' has %lld features",
-                               n, m->input_name, (long long)shape_count(&m->input));
+                               n, m->input_name, (long long)n_in);
+            } else if (!strcmp(k, "window") || !strcmp(k, "stride")) {
+                int64_t n;
+                char what[32];
+                snprintf(what, sizeof what, "'%s'", k);
+                if (!sema_int(s, v, what, &n))
+                    continue;
+                if (n < 1 || n > 1000000) {
+                    diag_error(s->d, v->span, "%s must be between 1 and 1000000, got %s", k, v->name);
+                    continue;
+                }
+                if (k[0] == 's') {
+                    db->window_stride = n;
+                    continue;
+                }
+                if (!s->input || s->input_bad)
+                    continue;
+                char sh[64];
+                sema_shape_str(&m->input, sh, sizeof sh);
+                if (m->input.rank == 1 && n > 1) {
+                    diag_error(s->d, v->span,
+                               "window = %lld needs a [time, features] input, but input '%s' is %s; declare it [%lld, %lld]",
+                               (long long)n, m->input_name, sh, (long long)n, (long long)n_in);
+                    diag_note(s->d, s->input->span, "input '%s' declared here", m->input_name);
+                } else if (m->input.rank == 2 && n != m->input.dim[0]) {
+                    diag_error(s->d, v->span, "window = %lld, but input '%s' is %s: the window must equal its time dimension %lld",
+                               (long long)n, m->input_name, sh, (long long)m->input.dim[0]);
+                    diag_note(s->d, s->input->span, "input '%s' declared here", m->input_name);
+                } else {
+                    db->window = n;
+                }
             } else if (csv && !strcmp(k, "group")) {
                 sema_string(s, v, "'group'", &db->group_column);
             } else {
@@ -927,9 +810,9 @@ static void check_data(Sema *s)
             for (int j = 0; default_features[j]; j++)
                 add_string(&db->features, &db->n_features, default_features[j]);
         }
-        if (s->input && !s->input_bad && nfeat != shape_count(&m->input))
+        if (s->input && !s->input_bad && nfeat != n_in)
             diag_error(s->d, s->input->span, "input '%s' has %lld features but the cmapss data gives %lld",
-                       m->input_name, (long long)shape_count(&m->input), (long long)nfeat);
+                       m->input_name, (long long)n_in, (long long)nfeat);
         for (int ti = 0; ti < m->n_tasks; ti++) {
             Task *t = &m->tasks[ti];
             const Ast *target = find_target(s, t->name);

@@ -15,6 +15,10 @@ typedef struct Sema {
     const Ast **task_decls; /* task declarations, in task order */
     Span *param_span;       /* per parameter: the layer that declares it */
     int cap_params;         /* allocated length of m->params and param_span */
+    int cap_buffers;        /* allocated length of m->buffers */
+    int64_t total_params;   /* running count, to refuse absurd sizes before they overflow */
+    bool too_many_params;   /* that was reported */
+    bool rank_faked;        /* a layer's rank error was reported and it went on as if [1, C] */
     Span *block_width_from; /* per block: where its output width was last set */
     bool *block_missing;    /* per block: its trunk/head declaration is missing (already reported) */
     bool input_bad;         /* the input declaration was reported; skip checks that depend on it */
@@ -23,8 +27,17 @@ typedef struct Sema {
 /* Builds m->groups and assigns every parameter to exactly one group. */
 void sema_groups(Sema *s);
 
+/* Builds block bi's layers (sema_layers.c) from its layer list (NULL when the declaration is
+ * missing), starting from shape in, which was last set at `from`. Sets the block's layers and
+ * output shape, and s->block_width_from[bi] to where its output shape was last set. */
+void sema_build_block(Sema *s, int bi, const Ast *layers, Shape in, Span from);
+
 /* Small helpers shared by the checks. */
 char *sema_strdup(const char *s);
+char *sema_path(const char *a, const char *b); /* "a.b", newly allocated */
+bool sema_int(Sema *s, const Ast *v, const char *what, int64_t *out);
+/* "[30, 17]" into buf; returns buf. */
+const char *sema_shape_str(const Shape *shape, char *buf, size_t cap);
 const char *sema_suggest(const char *word, const char *const *choices);
 bool sema_glob(const char *pattern, const char *text);
 bool sema_number(Sema *s, const Ast *v, const char *what, double *out);

@@ -33,6 +33,66 @@ static void tasks_str(const Model *m, uint32_t mask, FILE *out)
     fputc('}', out);
 }
 
+/* One line per layer, with its options as they would be written (defaults included for the
+ * sequence layers), then its body one level deeper. */
+static void dump_layers(const Layer *layers, int n, int depth, FILE *out)
+{
+    static const char *const pools[] = {"last", "mean", "max"};
+    for (int l = 0; l < n; l++) {
+        const Layer *L = &layers[l];
+        fprintf(out, "%*s%s ", 2 * depth, "", L->path);
+        switch (L->kind) {
+        case LAYER_DENSE:
+            fprintf(out, "dense(%lld%s)", (long long)L->units, L->bias ? "" : ", bias = false");
+            break;
+        case LAYER_DROPOUT:
+            fprintf(out, "dropout(%g)", (double)L->p);
+            break;
+        case LAYER_ACT:
+            fputs(act_name(L->act), out);
+            break;
+        case LAYER_CONV1D:
+            fprintf(out, "conv1d(%lld, kernel = %lld, padding = %lld, stride = %lld%s)", (long long)L->units,
+                    (long long)L->kernel, (long long)L->padding, (long long)L->stride,
+                    L->bias ? "" : ", bias = false");
+            break;
+        case LAYER_BATCHNORM:
+            fprintf(out, "batchnorm(eps = %g, momentum = %g)", (double)L->eps, (double)L->momentum);
+            break;
+        case LAYER_LAYERNORM:
+            fprintf(out, "layernorm(eps = %g)", (double)L->eps);
+            break;
+        case LAYER_LSTM:
+            fprintf(out, "lstm(%lld, layers = %d, bidirectional = %s, dropout = %g)", (long long)L->units,
+                    L->lstm_layers, L->bidirectional ? "true" : "false", (double)L->p);
+            break;
+        case LAYER_ATTENTION:
+            fprintf(out, "attention(heads = %lld, dropout = %g)", (long long)L->heads, (double)L->p);
+            break;
+        case LAYER_RESIDUAL:
+            fputs("residual", out);
+            break;
+        case LAYER_POOL:
+            fprintf(out, "pool(%s)", (unsigned)L->pool < 3 ? pools[L->pool] : "?");
+            break;
+        case LAYER_FLATTEN:
+            fputs("flatten", out);
+            break;
+        }
+        fputc(' ', out);
+        shape_str(&L->in, out);
+        fputs(" -> ", out);
+        shape_str(&L->out, out);
+        fputc('\n', out);
+        dump_layers(L->body, L->n_body, depth + 1, out);
+    }
+}
+
+static const char *init_name(MtlInit i)
+{
+    return i == MTL_INIT_ZEROS ? "zeros" : i == MTL_INIT_ONES ? "ones" : "uniform";
+}
+
 void model_dump_typed(const Model *m, FILE *out)
 {
     fprintf(out, "model %s\n", m->name);
@@ -46,31 +106,27 @@ void model_dump_typed(const Model *m, FILE *out)
         fputs(" -> ", out);
         shape_str(&bl->out, out);
         fputc('\n', out);
-        for (int l = 0; l < bl->n_layers; l++) {
-            const Layer *L = &bl->layers[l];
-            fprintf(out, "  %s ", L->path);
-            if (L->kind == LAYER_DENSE)
-                fprintf(out, "dense(%lld%s)", (long long)L->units, L->bias ? "" : ", bias = false");
-            else if (L->kind == LAYER_DROPOUT)
-                fprintf(out, "dropout(%g)", (double)L->p);
-            else
-                fputs(act_name(L->act), out);
-            fputc(' ', out);
-            shape_str(&L->in, out);
-            fputs(" -> ", out);
-            shape_str(&L->out, out);
-            fputc('\n', out);
-        }
+        dump_layers(bl->layers, bl->n_layers, 1, out);
     }
     for (int i = 0; i < m->n_params; i++) {
         const Param *p = &m->params[i];
         fprintf(out, "param %s ", p->name);
         shape_str(&p->shape, out);
-        fprintf(out, " count %lld group %s %s init uniform(%.6g) tasks ", (long long)p->count,
-                p->group >= 0 ? m->groups[p->group].name : "?", p->trainable ? "trainable" : "frozen",
-                (double)p->init_bound);
+        fprintf(out, " count %lld group %s %s init ", (long long)p->count,
+                p->group >= 0 ? m->groups[p->group].name : "?", p->trainable ? "trainable" : "frozen");
+        if (p->init == MTL_INIT_UNIFORM)
+            fprintf(out, "uniform(%.6g)", (double)p->init_bound);
+        else
+            fputs(init_name(p->init), out);
+        fputs(" tasks ", out);
         tasks_str(m, p->task_mask, out);
         fputc('\n', out);
+    }
+    for (int i = 0; i < m->n_buffers; i++) {
+        const Buffer *b = &m->buffers[i];
+        fprintf(out, "buffer %s ", b->name);
+        shape_str(&b->shape, out);
+        fprintf(out, " count %lld init %s\n", (long long)b->count, init_name(b->init));
     }
     for (int g = 0; g < m->n_groups; g++) {
         const Group *gr = &m->groups[g];
@@ -108,6 +164,8 @@ void model_dump_typed(const Model *m, FILE *out)
             fprintf(out, " group \"%s\"", db->group_column);
     }
     fprintf(out, " validation %g", (double)db->validation);
+    if (db->window != 1 || db->window_stride != 1)
+        fprintf(out, " window %lld stride %lld", (long long)db->window, (long long)db->window_stride);
     if (db->train_path)
         fprintf(out, " train \"%s\"", db->train_path);
     if (db->test_path)

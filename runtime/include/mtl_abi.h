@@ -14,7 +14,9 @@
  *   params  [n_params]            every parameter, laid out by the tensor table (grouped, each
  *                                 group one contiguous range)
  *   grads   [n_params]            same layout as params; backward OVERWRITES it (no need to zero)
- *   acts    [acts_per_sample * batch]   scratch for activations and activation gradients
+ *   acts    [acts_per_sample * batch + acts_fixed]   activations, activation gradients, saved state
+ *                                 and kernel scratch; the per-sample part first, then the fixed part
+ *   buffers [n_buffer_floats]     non-trainable state saved in checkpoints (batchnorm running stats)
  *   input   [batch * input_size]  row-major, one sample after another
  *   targets[k] [batch * target_size_k]  per task; class targets hold the label as a float (0..K-1)
  *   losses  [n_tasks]             forward writes each task's mean loss
@@ -25,12 +27,14 @@
  *
  * JSON layout of mtl_model_json (keys always present unless marked optional):
  * {
- *   "abi": 1, "name": "DualTaskMLP",
+ *   "abi": 2, "name": "DualTaskMLP",
  *   "input": {"name": "x", "shape": [17], "size": 17},
- *   "n_params": 708, "acts_per_sample": 140,
+ *   "n_params": 708, "acts_per_sample": 140, "acts_fixed": 0, "n_buffer_floats": 0,
  *   "tensors": [ {"name": "shared.0.weight", "shape": [32, 17], "offset": 0, "count": 544,
  *                 "group": 0, "trainable": true, "init": "uniform", "bound": 0.2425,
  *                 "tasks": ["rul", "health"]}, ... ],          (sorted by offset)
+ *   "buffers": [ {"name": "trunk.1.running_mean", "shape": [64], "offset": 0, "count": 64,
+ *                 "init": "zeros"}, ... ],                      (sorted by offset; may be empty)
  *   "groups":  [ {"name": "shared", "offset": 0, "count": 576, "lr": 0.001,
  *                 "weight_decay": 0.0001, "betas": [0.9, 0.999], "eps": 1e-08,
  *                 "frozen": false}, ... ],
@@ -40,9 +44,12 @@
  *   "train":   {"epochs": 100, "batch": 256, "seed": 0, "lr": null},
  *   "data":    {"kind": "cmapss", "train": null, "test": null, "rul": null,
  *               "rul_cap": 125, "health_thresholds": [80, 30], "validation": 0.2,
- *               "features": ["setting1", "setting2", "setting3", "s2", ...]}
+ *               "features": ["setting1", "setting2", "setting3", "s2", ...],
+ *               "window": 30, "window_stride": 1}      (window 1 for [F] inputs)
  *           or {"kind": "csv", "train": "a.csv", "test": null, "inputs": ["c1", ...],
- *               "group": "unit" | null, "validation": 0.2}
+ *               "group": "unit" | null, "validation": 0.2, "window": 1, "window_stride": 1}
+ * A windowed input [T, F] holds T consecutive rows (oldest first) of one engine/group; its
+ * targets are those of the window's last row.
  * }
  * For csv data each task's "bind" is the column name; for cmapss it is "rul" or "health".
  */
@@ -51,7 +58,7 @@
 
 #include <stdint.h>
 
-#define MTL_ABI_VERSION 1
+#define MTL_ABI_VERSION 2
 
 typedef enum MtlAct {
     MTL_ACT_IDENTITY = 0, /* "identity" */
@@ -97,6 +104,8 @@ typedef struct MtlStep {
     const float *const *targets; /* 7: n_tasks pointers */
     float *losses;               /* 8: n_tasks floats */
     const float *task_weights;   /* 9: n_tasks floats, used by backward */
+    float *buffers;              /* 10: n_buffer_floats (batchnorm running statistics): forward in
+                                    training mode updates them, eval mode reads them */
 } MtlStep;
 
 extern const char mtl_model_json[];

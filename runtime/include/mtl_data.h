@@ -4,6 +4,23 @@
  * fitted on training rows only) and one target array per task. Errors in a data file are
  * printed to stderr as "path:line: error: reason" and the function returns -1; nothing
  * here exits the process.
+ *
+ * Windows (window W > 1, a model input [W, F]): a sample is W consecutive rows of one engine
+ * (C-MAPSS) or group (CSV group column; without one, the whole file is one sequence), oldest
+ * first, each row the F normalised features, so input_size = W * F; its targets are those of the
+ * window's last row. Which windows are taken:
+ *   training / validation  every full window, starting at the engine's first row and then every
+ *                          window_stride rows; an engine shorter than W gives none (skipped,
+ *                          counted in n_skipped and in the source text)
+ *   C-MAPSS test set       one window per engine ending at its last cycle
+ *   CSV test set           every full window (stride 1); a group shorter than W gives one window
+ *                          ending at its last row
+ *   inputs (predict)       one window ending at every row
+ * A window that would start before the engine's first row is padded at the front by repeating
+ * that first row (pad[i] rows); test engines / groups shorter than W are counted in n_padded.
+ * Normalisation statistics are per feature over the training part's rows (also those of
+ * skipped engines). With W = 1 every path gives exactly one sample per row as before (the
+ * C-MAPSS test set: the last cycle of each engine).
  */
 #ifndef MTL_DATA_H
 #define MTL_DATA_H
@@ -38,6 +55,9 @@ typedef struct MtlDataConfig {
     const char *const *target_binds;   /* cmapss: "rul" or "health"; csv: column name */
     const MtlTargetKind *target_kinds;
     const int64_t *target_classes;     /* class targets: K */
+    /* windows (see above); 0 counts as 1 */
+    int64_t window;          /* rows per sample, 1 = no windows */
+    int64_t window_stride;   /* training windows start every window_stride rows */
     /* split */
     float validation;        /* fraction of engines/groups held out, 0 = none */
     uint64_t seed;           /* split seed (and synthetic fleet seed) */
@@ -56,8 +76,15 @@ typedef struct MtlDataset {
     float *x;             /* [n, input_size] normalised */
     int n_targets;
     float **y;            /* y[k]: [n] target k per sample (class labels as floats) */
-    int32_t *group;       /* [n] engine / group id of each sample */
+    int32_t *group;       /* [n] engine / group id of each sample (of its last row) */
     int64_t n_groups;     /* distinct groups (engines) */
+    int64_t window;       /* rows per sample (1: no windows) */
+    int64_t n_features;   /* floats per row: input_size = window * n_features */
+    int64_t *cycle;       /* [n] of the sample's last row: the C-MAPSS cycle, or the 1-based data
+                             row of a CSV file (blank lines and the header not counted) */
+    int32_t *pad;         /* [n] leading rows that repeat the engine's first row (0: full window) */
+    int64_t n_padded;     /* engines / groups shorter than the window whose samples were padded */
+    int64_t n_skipped;    /* training engines / groups shorter than the window (no sample) */
     char *source;         /* human description, e.g. "train_FD001.txt (rows 1-20631)" or
                              "synthetic fleet (seed 0, not real data)" */
     bool synthetic;
@@ -67,18 +94,21 @@ typedef struct MtlDataset {
  * validation part by engine/group (seeded). val may be left empty (n = 0). */
 int mtl_data_load_train(const MtlDataConfig *cfg, MtlDataset *train, MtlDataset *val, MtlNorm *norm);
 
-/* Loads the test set: one sample per engine from its last cycle, targets from the RUL file
- * (C-MAPSS) or from the file's own columns (CSV). Uses the training normalisation. */
+/* Loads the test set: one sample per engine from its last cycle (or its last window), targets
+ * from the RUL file (C-MAPSS), or every row / window with targets from the file's own columns
+ * (CSV). Uses the training normalisation. */
 int mtl_data_load_test(const MtlDataConfig *cfg, const MtlNorm *norm, MtlDataset *test);
 
-/* Inputs only, for `predict`: C-MAPSS rows (one sample per row) or CSV rows. */
+/* Inputs only, for `predict`: C-MAPSS rows or CSV rows, one sample per row (with windows, the
+ * window ending at that row, padded at the start of each engine). */
 int mtl_data_load_inputs(const MtlDataConfig *cfg, const char *path, const MtlNorm *norm, MtlDataset *out);
 
 void mtl_dataset_free(MtlDataset *d);
 void mtl_norm_free(MtlNorm *n);
 
 /* The project defaults: cmapss kind, synthetic fleet (train_path NULL), rul_cap 125, thresholds
- * {80, 30}, the 17 default features, cap_test_rul true, validation 0.2, seed 0, no targets. */
+ * {80, 30}, the 17 default features, cap_test_rul true, window 1 (stride 1), validation 0.2,
+ * seed 0, no targets. */
 void mtl_data_config_defaults(MtlDataConfig *cfg);
 
 /* Writes the synthetic fleet of this seed as C-MAPSS text files DIR/train_synth.txt,

@@ -33,6 +33,16 @@ typedef struct MtlTensorInfo {
     float bound;           /* uniform init: U(-bound, bound) */
 } MtlTensorInfo;
 
+/* Non-trainable state (batchnorm running statistics): saved in checkpoints under its name,
+ * never updated by the optimizer; generated code updates it in training mode. */
+typedef struct MtlBufferInfo {
+    char *name;            /* e.g. "trunk.1.running_mean" */
+    int ndim;
+    int64_t shape[MTL_MAX_DIMS];
+    int64_t offset, count; /* floats, into the buffers region */
+    MtlInit init;          /* zeros or ones */
+} MtlBufferInfo;
+
 typedef struct MtlGroupInfo {
     char *name;
     int64_t offset, count; /* one contiguous range of the parameter layout */
@@ -58,8 +68,11 @@ typedef struct MtlModelInfo {
     int64_t input_shape[MTL_MAX_DIMS];
     int64_t input_size;
     int64_t n_params, acts_per_sample;
-    int n_tensors, n_groups, n_tasks;
+    int64_t acts_fixed;      /* acts holds acts_per_sample * batch + acts_fixed floats */
+    int64_t n_buffer_floats; /* size of the buffers region */
+    int n_tensors, n_groups, n_tasks, n_buffers;
     MtlTensorInfo *tensors;
+    MtlBufferInfo *buffers;  /* sorted by offset; may be empty */
     MtlGroupInfo *groups;
     MtlTaskInfo *tasks;
     struct {
@@ -80,6 +93,8 @@ typedef struct MtlModelInfo {
         int n_inputs;   /* csv */
         char **inputs;
         char *group;    /* csv group column or NULL */
+        int64_t window; /* rows per sample (input [window, F]); 1 when absent */
+        int64_t window_stride; /* training windows start every window_stride rows; 1 when absent */
     } data;
 } MtlModelInfo;
 
@@ -109,6 +124,8 @@ enum { MTL_STREAM_INIT = 1, MTL_STREAM_DROPOUT = 2 };
 
 /* Initialises every tensor of params from its "init" entry, in table order, from one seed. */
 void mtl_init_params(const MtlModelInfo *m, float *params, uint64_t seed);
+/* Sets every buffer to its "init" (zeros / ones); floats between buffers become 0. */
+void mtl_init_buffers(const MtlModelInfo *m, float *buffers);
 
 /* ---- AdamW (adamw.c) ----------------------------------------------------------------------- */
 
@@ -182,16 +199,20 @@ int mtl_safetensors_read(const char *path, MtlSafetensors *st, char *err, size_t
 void mtl_safetensors_free(MtlSafetensors *st);
 const MtlStTensor *mtl_safetensors_find(const MtlSafetensors *st, const char *name);
 
-/* The model's parameters (named as in the table) and, if opt is not NULL, the AdamW moments as
- * optimizer.exp_avg.<name> / optimizer.exp_avg_sq.<name> and step counts as metadata
- * optimizer.step.<group>. meta holds the run's own metadata (format "pt" is added). */
+/* The model's parameters (named as in the table), then its buffers (by their names, e.g.
+ * trunk.1.running_mean; buffers may be NULL only for a model without buffers) and, if opt is not
+ * NULL, the AdamW moments as optimizer.exp_avg.<name> / optimizer.exp_avg_sq.<name> and step
+ * counts as metadata optimizer.step.<group>. meta holds the run's own metadata (format "pt" is
+ * added). */
 int mtl_checkpoint_save(const char *path, const MtlModelInfo *m, const float *params,
-                        const MtlAdamW *opt, const MtlMeta *meta, char *err, size_t err_size);
-/* Loads parameters (every model tensor must be present with its shape; unknown tensors are an
- * error), the optimizer state if opt is not NULL and the file has it, and the metadata if
- * meta_out is not NULL. params/opt are only written once the whole file has been validated. */
-int mtl_checkpoint_load(const char *path, const MtlModelInfo *m, float *params, MtlAdamW *opt,
-                        MtlMeta *meta_out, char *err, size_t err_size);
+                        const float *buffers, const MtlAdamW *opt, const MtlMeta *meta, char *err,
+                        size_t err_size);
+/* Loads parameters and buffers (every model tensor and buffer must be present with its shape;
+ * unknown tensors are an error), the optimizer state if opt is not NULL and the file has it, and
+ * the metadata if meta_out is not NULL. buffers may be NULL: they are then checked but not
+ * copied. params/buffers/opt are only written once the whole file has been validated. */
+int mtl_checkpoint_load(const char *path, const MtlModelInfo *m, float *params, float *buffers,
+                        MtlAdamW *opt, MtlMeta *meta_out, char *err, size_t err_size);
 
 /* ---- logs and I/O helpers (log.c) ---------------------------------------------------------- */
 

@@ -5,7 +5,9 @@
  * Writes go to PATH.tmp, are fsync'ed and renamed over PATH (then the directory is fsync'ed), so
  * PATH is always either the old file or the complete new one. The reader trusts nothing: header
  * length, JSON, dtype, shapes, offsets (in range, exactly covering the data, no overlap).
- * Only F32 is written or read: that is all the runtime stores.
+ * Only F32 is written or read: that is all the runtime stores. A model checkpoint holds the
+ * parameters, then the buffers (batchnorm running statistics, by their own names), then the
+ * optional AdamW moments.
  */
 #include "mtl_runtime.h"
 
@@ -453,8 +455,14 @@ static char *cat(const char *a, const char *b) {
 }
 
 int mtl_checkpoint_save(const char *path, const MtlModelInfo *m, const float *params,
-                        const MtlAdamW *opt, const MtlMeta *meta, char *err, size_t err_size) {
-    MtlNamedTensor *ts = calloc((size_t)(3 * m->n_tensors + 1), sizeof *ts);
+                        const float *buffers, const MtlAdamW *opt, const MtlMeta *meta, char *err,
+                        size_t err_size) {
+    if (m->n_buffers > 0 && !buffers) {
+        mtl_errf(err, err_size, "%s: error: internal: model %s has buffers but none were given",
+                 path, m->name);
+        return -1;
+    }
+    MtlNamedTensor *ts = calloc((size_t)(3 * m->n_tensors + m->n_buffers + 1), sizeof *ts);
     char **names = calloc((size_t)(2 * m->n_tensors + 1), sizeof *names);
     if (!ts || !names) abort();
     int n = 0, nn = 0;
@@ -462,6 +470,12 @@ int mtl_checkpoint_save(const char *path, const MtlModelInfo *m, const float *pa
         const MtlTensorInfo *t = &m->tensors[i];
         ts[n] = (MtlNamedTensor){.name = t->name, .ndim = t->ndim, .data = params + t->offset};
         memcpy(ts[n].shape, t->shape, sizeof t->shape);
+        n++;
+    }
+    for (int i = 0; i < m->n_buffers; i++) {
+        const MtlBufferInfo *b = &m->buffers[i];
+        ts[n] = (MtlNamedTensor){.name = b->name, .ndim = b->ndim, .data = buffers + b->offset};
+        memcpy(ts[n].shape, b->shape, sizeof b->shape);
         n++;
     }
     if (opt) {
@@ -496,10 +510,10 @@ int mtl_checkpoint_save(const char *path, const MtlModelInfo *m, const float *pa
     return rc;
 }
 
-static bool same_shape(const MtlStTensor *s, const MtlTensorInfo *t) {
-    if (s->ndim != t->ndim) return false;
-    for (int d = 0; d < t->ndim; d++)
-        if (s->shape[d] != t->shape[d]) return false;
+static bool same_shape(const MtlStTensor *s, int ndim, const int64_t *shape) {
+    if (s->ndim != ndim) return false;
+    for (int d = 0; d < ndim; d++)
+        if (s->shape[d] != shape[d]) return false;
     return true;
 }
 
@@ -516,8 +530,14 @@ static const MtlTensorInfo *model_tensor(const MtlModelInfo *m, const char *name
     return NULL;
 }
 
-int mtl_checkpoint_load(const char *path, const MtlModelInfo *m, float *params, MtlAdamW *opt,
-                        MtlMeta *meta_out, char *err, size_t err_size) {
+static const MtlBufferInfo *model_buffer(const MtlModelInfo *m, const char *name) {
+    for (int i = 0; i < m->n_buffers; i++)
+        if (!strcmp(m->buffers[i].name, name)) return &m->buffers[i];
+    return NULL;
+}
+
+int mtl_checkpoint_load(const char *path, const MtlModelInfo *m, float *params, float *buffers,
+                        MtlAdamW *opt, MtlMeta *meta_out, char *err, size_t err_size) {
     MtlSafetensors st;
     if (mtl_safetensors_read(path, &st, err, err_size)) return -1;
     int rc = -1;
@@ -535,17 +555,20 @@ int mtl_checkpoint_load(const char *path, const MtlModelInfo *m, float *params, 
             moment = true;
         }
         const MtlTensorInfo *t = model_tensor(m, base);
-        if (!t || (moment && !has_moments(m, t))) {
+        const MtlBufferInfo *buf = moment ? NULL : model_buffer(m, name);
+        if (!buf && (!t || (moment && !has_moments(m, t)))) {
             mtl_errf(err, err_size, "%s: error: tensor \"%s\" is not part of model %s", path, name,
                      m->name);
             goto out;
         }
-        if (!same_shape(&st.tensors[i], t)) {
+        int ndim = buf ? buf->ndim : t->ndim;
+        const int64_t *shape = buf ? buf->shape : t->shape;
+        if (!same_shape(&st.tensors[i], ndim, shape)) {
             char a[128], b[128];
             shape_str(a, sizeof a, st.tensors[i].ndim, st.tensors[i].shape);
-            shape_str(b, sizeof b, t->ndim, t->shape);
-            mtl_errf(err, err_size, "%s: error: tensor \"%s\" has shape %s, model %s expects %s",
-                     path, name, a, m->name, b);
+            shape_str(b, sizeof b, ndim, shape);
+            mtl_errf(err, err_size, "%s: error: %s \"%s\" has shape %s, model %s expects %s",
+                     path, buf ? "buffer" : "tensor", name, a, m->name, b);
             goto out;
         }
         if (moment) have_opt = true;
@@ -554,6 +577,12 @@ int mtl_checkpoint_load(const char *path, const MtlModelInfo *m, float *params, 
         if (!mtl_safetensors_find(&st, m->tensors[i].name)) {
             mtl_errf(err, err_size, "%s: error: tensor \"%s\" of model %s is missing", path,
                      m->tensors[i].name, m->name);
+            goto out;
+        }
+    for (int i = 0; i < m->n_buffers; i++)
+        if (!mtl_safetensors_find(&st, m->buffers[i].name)) {
+            mtl_errf(err, err_size, "%s: error: buffer \"%s\" of model %s is missing (a checkpoint "
+                     "from before the model had buffers?)", path, m->buffers[i].name, m->name);
             goto out;
         }
     if (opt && have_opt) {
@@ -596,6 +625,9 @@ int mtl_checkpoint_load(const char *path, const MtlModelInfo *m, float *params, 
         } else if (!strncmp(name, EXP_AVG, sizeof EXP_AVG - 1)) {
             if (!opt) continue;
             dst = opt->m + model_tensor(m, name + sizeof EXP_AVG - 1)->offset;
+        } else if (model_buffer(m, name)) {
+            if (!buffers) continue;
+            dst = buffers + model_buffer(m, name)->offset;
         } else {
             dst = params + model_tensor(m, name)->offset;
         }

@@ -1,10 +1,11 @@
-/* C-MAPSS samples: picks the configured feature columns, derives the labels (capped RUL and
- * health class) and chooses rows: every cycle for training and prediction (window 1), the last
- * cycle of each engine for the test set with the true RUL from the RUL file.
+/* C-MAPSS rows: picks the configured feature columns and derives the labels of a sample ending
+ * at each row: the capped RUL and health class for training, and for a test file the engine's
+ * true RUL from the RUL file on every row of that engine.
  *
  * Rows come from data_cmapss_rows.c, either a real file or the synthetic fleet's text, so both
- * go through one parser. Splitting and normalisation are done by data_common.c. Windows longer
- * than one cycle and per-condition (k-means) normalisation are not implemented here.
+ * go through one parser. Choosing samples (every cycle, the last cycle, windows), splitting and
+ * normalisation are done by data_common.c. Per-condition (k-means) normalisation is not
+ * implemented.
  */
 #include "data_internal.h"
 
@@ -230,7 +231,7 @@ int data_cmapss_table(const MtlDataConfig *cfg, DataWhich which, const char *pat
         }
     }
 
-    int64_t n = which == DATA_WHICH_TEST ? n_engines : rows.n;
+    int64_t n = rows.n;
     if (data_table_alloc(t, n, n_feat, n_targets) != 0) {
         fprintf(stderr, "error: out of memory for %lld samples\n", (long long)n);
         free(rul_true);
@@ -238,62 +239,70 @@ int data_cmapss_table(const MtlDataConfig *cfg, DataWhich which, const char *pat
         return -1;
     }
     float cap = cfg->rul_cap;
-    int64_t s = 0, engine_index = 0;
+    int64_t engine_index = 0;
     double last_cycle = 0;
-    for (int64_t i = 0; i < rows.n; i++) {
-        const double *v = rows.v + i * MTL_CMAPSS_COLUMNS;
-        if (i == 0 || v[0] != v[-MTL_CMAPSS_COLUMNS]) {
+    for (int64_t s = 0; s < rows.n; s++) {
+        const double *v = rows.v + s * MTL_CMAPSS_COLUMNS;
+        if (s == 0 || v[0] != v[-MTL_CMAPSS_COLUMNS]) {
             /* Rows of an engine are contiguous, so its last cycle is found by scanning ahead. */
-            int64_t j = i;
+            int64_t j = s;
             while (!is_last_row(&rows, j)) j++;
             last_cycle = rows.v[j * MTL_CMAPSS_COLUMNS + 1];
         }
-        bool last = is_last_row(&rows, i);
-        if (which != DATA_WHICH_TEST || last) {
-            for (int f = 0; f < n_feat; f++) t->x[s * n_feat + f] = v[cols[f]];
-            t->group[s] = (int32_t)v[0];
-            float rul_capped, rul_target;
-            if (which == DATA_WHICH_TEST) {
-                float truth = (float)rul_true[engine_index];
-                rul_capped = fminf(truth, cap);
-                rul_target = cfg->cap_test_rul ? rul_capped : truth;
-            } else {
-                rul_capped = fminf((float)(last_cycle - v[1]), cap);
-                rul_target = rul_capped;
-            }
-            /* The class always comes from the capped RUL, as in training, so a test engine's
-             * class does not change with the cap_test_rul reporting choice. */
-            for (int k = 0; k < n_targets; k++)
-                t->y[k][s] = binds[k] == BIND_RUL ? rul_target : health_class(cfg, rul_capped);
-            s++;
+        for (int f = 0; f < n_feat; f++) t->x[s * n_feat + f] = v[cols[f]];
+        t->group[s] = (int32_t)v[0];
+        t->cycle[s] = (int64_t)v[1];
+        float rul_capped, rul_target;
+        if (which == DATA_WHICH_TEST) {
+            /* every row of a test engine carries the engine's true RUL after its last cycle;
+             * data_common.c keeps only the sample ending at that last cycle */
+            float truth = (float)rul_true[engine_index];
+            rul_capped = fminf(truth, cap);
+            rul_target = cfg->cap_test_rul ? rul_capped : truth;
+        } else {
+            rul_capped = fminf((float)(last_cycle - v[1]), cap);
+            rul_target = rul_capped;
         }
-        if (last) engine_index++;
+        /* The class always comes from the capped RUL, as in training, so a test engine's
+         * class does not change with the cap_test_rul reporting choice. */
+        for (int k = 0; k < n_targets; k++)
+            t->y[k][s] = binds[k] == BIND_RUL ? rul_target : health_class(cfg, rul_capped);
+        if (is_last_row(&rows, s)) engine_index++;
     }
 
+    int64_t window = cfg->window > 1 ? cfg->window : 1;
+    char last_text[64];
+    if (window > 1) snprintf(last_text, sizeof last_text, "last %lld cycles", (long long)window);
+    else snprintf(last_text, sizeof last_text, "last cycle");
     char cap_text[48];
     if (isinf(cap)) snprintf(cap_text, sizeof cap_text, "not capped");
     else snprintf(cap_text, sizeof cap_text, "%s at %g", which == DATA_WHICH_TEST && !cfg->cap_test_rul ? "not capped; training cap" : "capped", (double)cap);
     if (synthetic && !rows_path) {
         t->synthetic = true;
         if (which == DATA_WHICH_TEST)
-            t->source = data_printf("synthetic C-MAPSS-like test fleet (seed %llu): %lld engines, last cycle "
+            t->source = data_printf("synthetic C-MAPSS-like test fleet (seed %llu): %lld engines, %s "
                                     "of each, true RUL %s \xe2\x80\x94 not real data",
-                                    (unsigned long long)cfg->seed, (long long)n_engines, cap_text);
+                                    (unsigned long long)cfg->seed, (long long)n_engines, last_text,
+                                    cap_text);
         else
             t->source = data_printf("synthetic C-MAPSS-like %sfleet (seed %llu): %lld engines, %lld rows "
                                     "\xe2\x80\x94 not real data",
                                     part == SYNTH_TEST ? "test " : "", (unsigned long long)cfg->seed,
                                     (long long)n_engines, (long long)rows.n);
     } else if (which == DATA_WHICH_TEST) {
-        t->source = data_printf("%s: last cycle of each of %lld engines, true RUL from %s (%s)", rows_path,
-                                (long long)n_engines, cfg->rul_path, cap_text);
+        t->source = data_printf("%s: %s of each of %lld engines, true RUL from %s (%s)", rows_path,
+                                last_text, (long long)n_engines, cfg->rul_path, cap_text);
     } else {
         t->source = data_printf("%s: %lld engines, %lld rows", rows_path, (long long)n_engines,
                                 (long long)rows.n);
     }
+    char label[64];
+    snprintf(label, sizeof label, "<synthetic %s fleet, seed %llu>", part == SYNTH_TRAIN ? "train" : "test",
+             (unsigned long long)cfg->seed);
+    t->name = data_strdup(rows_path ? rows_path : label);
     free(rul_true);
     data_rows_free(&rows);
-    if (!t->source) {
+    if (!t->source || !t->name) {
         data_table_free(t);
         fprintf(stderr, "error: out of memory\n");
         return -1;

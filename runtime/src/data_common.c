@@ -1,6 +1,8 @@
 /* The format-independent half of data loading: the public mtl_data_load_* entry points, the
- * seeded validation split by engine/group, the normalisation fitted on training rows only, and
- * the conversion of a raw DataTable into the public MtlDataset.
+ * choice of samples (rows or windows of each engine/group, padded at an engine's start where the
+ * mode allows it; rules in mtl_data.h), the seeded validation split by engine/group, the
+ * normalisation fitted on training rows only, and the conversion of a raw DataTable into the
+ * public MtlDataset.
  *
  * It does not read files itself (data_cmapss*.c and data_csv.c do) and it never exits; on any
  * failure the outputs are left empty (safe to free) and -1 is returned.
@@ -8,6 +10,7 @@
 #include "data_internal.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +27,8 @@ void mtl_data_config_defaults(MtlDataConfig *cfg) {
     cfg->n_features = 17;
     cfg->features = mtl_cmapss_default_features;
     cfg->cap_test_rul = true;
+    cfg->window = 1;
+    cfg->window_stride = 1;
     cfg->validation = 0.2f;
 }
 
@@ -36,7 +41,8 @@ int data_table_alloc(DataTable *t, int64_t n, int n_inputs, int n_targets) {
     size_t rows = (size_t)(n > 0 ? n : 1);
     t->x = malloc(rows * (size_t)(n_inputs > 0 ? n_inputs : 1) * sizeof *t->x);
     t->group = malloc(rows * sizeof *t->group);
-    bool ok = t->x && t->group;
+    t->cycle = malloc(rows * sizeof *t->cycle);
+    bool ok = t->x && t->group && t->cycle;
     if (n_targets > 0) {
         t->y = calloc((size_t)n_targets, sizeof *t->y);
         ok = ok && t->y;
@@ -55,6 +61,8 @@ void data_table_free(DataTable *t) {
     free(t->y);
     free(t->x);
     free(t->group);
+    free(t->cycle);
+    free(t->name);
     free(t->source);
     memset(t, 0, sizeof *t);
 }
@@ -66,6 +74,8 @@ void mtl_dataset_free(MtlDataset *d) {
     free(d->y);
     free(d->x);
     free(d->group);
+    free(d->cycle);
+    free(d->pad);
     free(d->source);
     memset(d, 0, sizeof *d);
 }
@@ -140,46 +150,164 @@ static int fit_norm(MtlNorm *norm, const DataTable *t, const bool *is_val) {
     return 0;
 }
 
-/* Copies the selected rows of t into d, normalised with norm. */
-static int build_dataset(MtlDataset *d, const DataTable *t, const bool *is_val, bool want_val,
-                         const MtlNorm *norm, char *source) {
+/* ---- sequences and windows ---- */
+
+/* The rows of each engine / group in file order: sequence q is order[start[q] .. start[q] +
+ * len[q]), ranked by first appearance; row i is number k[i] of its sequence seq[i]. A CSV file
+ * without a group column is one sequence. */
+typedef struct Seqs {
+    int64_t n_seq;
+    int64_t *order, *start, *len; /* [n rows], [n_seq], [n_seq] */
+    int64_t *seq, *k;             /* [n rows] */
+} Seqs;
+
+static void seqs_free(Seqs *q) {
+    free(q->order);
+    free(q->start);
+    free(q->len);
+    free(q->seq);
+    free(q->k);
+    memset(q, 0, sizeof *q);
+}
+
+static int seqs_build(Seqs *q, const DataTable *t) {
+    memset(q, 0, sizeof *q);
+    size_t rows = (size_t)(t->n > 0 ? t->n : 1);
+    int32_t *ids = NULL;
+    int64_t g = 1;
+    if (!t->one_sequence && (g = distinct_groups(t->group, t->n, NULL, &ids)) < 0) return -1;
+    size_t gs = (size_t)(g > 0 ? g : 1);
+    q->order = malloc(rows * sizeof *q->order);
+    q->seq = malloc(rows * sizeof *q->seq);
+    q->k = malloc(rows * sizeof *q->k);
+    q->start = calloc(gs, sizeof *q->start);
+    q->len = calloc(gs, sizeof *q->len);
+    int64_t *rank = malloc(gs * sizeof *rank), *fill = malloc(gs * sizeof *fill);
+    if (!q->order || !q->seq || !q->k || !q->start || !q->len || !rank || !fill) {
+        free(ids);
+        free(rank);
+        free(fill);
+        seqs_free(q);
+        return -1;
+    }
+    for (int64_t j = 0; j < g; j++) rank[j] = -1;
+    int64_t next = 0;
+    for (int64_t i = 0; i < t->n; i++) {
+        int64_t j = t->one_sequence ? 0 : group_index(ids, g, t->group[i]);
+        if (rank[j] < 0) rank[j] = next++;
+        q->seq[i] = rank[j];
+        q->k[i] = q->len[rank[j]]++;
+    }
+    q->n_seq = next;
+    for (int64_t j = 1; j < next; j++) q->start[j] = q->start[j - 1] + q->len[j - 1];
+    for (int64_t j = 0; j < next; j++) fill[j] = q->start[j];
+    for (int64_t i = 0; i < t->n; i++) q->order[fill[q->seq[i]]++] = i;
+    free(ids);
+    free(rank);
+    free(fill);
+    return 0;
+}
+
+/* Which rows end a sample (see mtl_data.h). */
+typedef enum WinMode {
+    WIN_TRAIN,        /* full windows from each sequence's start, every stride rows */
+    WIN_LAST,         /* the sequence's last row (padded when the sequence is short) */
+    WIN_FULL_OR_LAST, /* every full window; a short sequence: its last row, padded */
+    WIN_EVERY,        /* every row (padded near each sequence's start) */
+} WinMode;
+
+static bool ends_sample(WinMode mode, int64_t k, int64_t len, int64_t w, int64_t stride) {
+    switch (mode) {
+    case WIN_TRAIN: return k >= w - 1 && (k - (w - 1)) % stride == 0;
+    case WIN_LAST: return k == len - 1;
+    case WIN_FULL_OR_LAST: return k >= w - 1 || (len < w && k == len - 1);
+    case WIN_EVERY: return true;
+    }
+    return false;
+}
+
+static int64_t cfg_window(const MtlDataConfig *cfg) { return cfg->window > 1 ? cfg->window : 1; }
+static int64_t cfg_stride(const MtlDataConfig *cfg) {
+    return cfg->window_stride > 1 ? cfg->window_stride : 1;
+}
+
+/* Sequences shorter than the window (none when w == 1). */
+static int64_t short_seqs(const Seqs *q, int64_t w) {
+    int64_t n = 0;
+    for (int64_t j = 0; j < q->n_seq; j++) n += q->len[j] < w;
+    return n;
+}
+
+/* The samples: rows that end one (take[i]) and, when is_val is given, are in the wanted part
+ * of the split. Each sample is the window of w rows ending there, normalised with norm; rows
+ * before the sequence's start repeat its first row. */
+static int build_dataset(MtlDataset *d, const DataTable *t, const Seqs *q, const bool *take,
+                         const bool *is_val, bool want_val, int64_t w, const MtlNorm *norm,
+                         char *source) {
     memset(d, 0, sizeof *d);
     d->source = source;
     if (!source) return -1;
     int64_t n = 0;
     for (int64_t i = 0; i < t->n; i++)
-        if (!is_val || is_val[i] == want_val) n++;
+        if (take[i] && (!is_val || is_val[i] == want_val)) n++;
     int f_n = t->n_inputs;
+    size_t row_floats = (size_t)(f_n > 0 ? f_n : 1);
     /* At least one element each, so an empty set still has valid pointers. */
     size_t rows = (size_t)(n > 0 ? n : 1);
+    if ((uint64_t)w > SIZE_MAX / sizeof(float) / row_floats / rows) return -1;
     d->n_targets = t->n_targets;
-    d->x = malloc(rows * (size_t)(f_n > 0 ? f_n : 1) * sizeof *d->x);
+    d->x = malloc(rows * (size_t)w * row_floats * sizeof *d->x);
     d->group = malloc(rows * sizeof *d->group);
-    if (!d->x || !d->group) return -1;
-    if (t->n_targets > 0) {
-        if (!(d->y = calloc((size_t)t->n_targets, sizeof *d->y))) return -1;
-        for (int k = 0; k < t->n_targets; k++)
-            if (!(d->y[k] = malloc(rows * sizeof **d->y))) return -1;
+    d->cycle = malloc(rows * sizeof *d->cycle);
+    d->pad = malloc(rows * sizeof *d->pad);
+    /* every row normalised once, then copied into each window that holds it */
+    float *z = malloc((size_t)(t->n > 0 ? t->n : 1) * row_floats * sizeof *z);
+    if (!d->x || !d->group || !d->cycle || !d->pad || !z) {
+        free(z);
+        return -1;
     }
-    int64_t s = 0;
-    for (int64_t i = 0; i < t->n; i++) {
-        if (is_val && is_val[i] != want_val) continue;
+    if (t->n_targets > 0) {
+        if (!(d->y = calloc((size_t)t->n_targets, sizeof *d->y))) {
+            free(z);
+            return -1;
+        }
+        for (int k = 0; k < t->n_targets; k++)
+            if (!(d->y[k] = malloc(rows * sizeof **d->y))) {
+                free(z);
+                return -1;
+            }
+    }
+    for (int64_t i = 0; i < t->n; i++)
         for (int f = 0; f < f_n; f++) {
             double sd = norm->std[f];
             /* A feature constant in training carries no information: 0, never a huge value. */
-            d->x[s * f_n + f] =
+            z[i * f_n + f] =
                 sd == 0 ? 0.0f : (float)((t->x[i * f_n + f] - (double)norm->mean[f]) / (sd + DATA_NORM_EPS));
         }
+    int64_t s = 0;
+    for (int64_t i = 0; i < t->n; i++) {
+        if (!take[i] || (is_val && is_val[i] != want_val)) continue;
+        const int64_t *rows_of_seq = q->order + q->start[q->seq[i]];
+        float *dst = d->x + s * w * f_n;
+        for (int64_t j = 0; j < w; j++) {
+            int64_t at = q->k[i] - (w - 1) + j; /* oldest first */
+            memcpy(dst + j * f_n, z + rows_of_seq[at > 0 ? at : 0] * f_n, (size_t)f_n * sizeof *dst);
+        }
+        d->pad[s] = (int32_t)(q->k[i] < w - 1 ? w - 1 - q->k[i] : 0);
         for (int k = 0; k < t->n_targets; k++) d->y[k][s] = t->y[k][i];
         d->group[s] = t->group[i];
+        d->cycle[s] = t->cycle[i];
         s++;
     }
+    free(z);
     int32_t *ids;
     int64_t g = distinct_groups(d->group, n, NULL, &ids);
     if (g < 0) return -1;
     free(ids);
     d->n = n;
-    d->input_size = f_n;
+    d->window = w;
+    d->n_features = f_n;
+    d->input_size = w * f_n;
     d->n_groups = g;
     d->synthetic = t->synthetic;
     return 0;
@@ -204,14 +332,61 @@ int mtl_data_load_train(const MtlDataConfig *cfg, MtlDataset *train, MtlDataset 
         fprintf(stderr, "internal error: a validation split was requested without a place for it\n");
         return -1;
     }
+    if (cfg->window < 0 || cfg->window_stride < 0) {
+        fprintf(stderr, "error: window %lld / stride %lld must be positive\n", (long long)cfg->window,
+                (long long)cfg->window_stride);
+        return -1;
+    }
     DataTable t;
     if (load_table(cfg, DATA_WHICH_TRAIN, cfg->train_path, &t) != 0) return -1;
 
     int rc = -1;
     int32_t *ids = NULL;
     int64_t *perm = NULL;
-    bool *is_val = NULL;
-    int64_t g = distinct_groups(t.group, t.n, NULL, &ids);
+    bool *is_val = NULL, *take = NULL;
+    char *windows_text = NULL;
+    Seqs q = {0};
+    const bool cmapss = cfg->kind == MTL_DATA_CMAPSS;
+    const char *unit = cmapss ? "engines" : "groups";
+    const char *unit1 = cmapss ? "engine" : "group";
+    const char *rows_word = cmapss ? "cycles" : "rows";
+    const int64_t w = cfg_window(cfg), stride = cfg_stride(cfg);
+    if (seqs_build(&q, &t) != 0) goto oom;
+    take = malloc((size_t)(t.n > 0 ? t.n : 1) * sizeof *take);
+    if (!take) goto oom;
+    int64_t n_samples = 0;
+    for (int64_t i = 0; i < t.n; i++)
+        n_samples += take[i] = ends_sample(WIN_TRAIN, q.k[i], q.len[q.seq[i]], w, stride);
+    int64_t n_skipped = short_seqs(&q, w);
+    if (n_samples == 0) {
+        int64_t longest = 0;
+        for (int64_t j = 0; j < q.n_seq; j++) longest = q.len[j] > longest ? q.len[j] : longest;
+        const char *base = strrchr(t.name, '/') ? strrchr(t.name, '/') + 1 : t.name;
+        if (t.one_sequence)
+            fprintf(stderr, "%s: error: the file has %lld rows: window %lld is longer than the file\n",
+                    t.name, (long long)longest, (long long)w);
+        else
+            fprintf(stderr, "%s: error: no %s in %s has %lld %s: window %lld is longer than every %s "
+                            "(the longest has %lld)\n", t.name, unit1, base, (long long)w, rows_word,
+                    (long long)w, unit1, (long long)longest);
+        goto done;
+    }
+    if (w > 1) {
+        char skipped[160] = "";
+        if (n_skipped > 0)
+            snprintf(skipped, sizeof skipped, ", %lld of %lld %s shorter than the window skipped",
+                     (long long)n_skipped, (long long)q.n_seq, t.one_sequence ? "sequences" : unit);
+        windows_text = data_printf("%s; windows of %lld %s (stride %lld): %lld windows%s", t.source,
+                                   (long long)w, rows_word, (long long)stride, (long long)n_samples,
+                                   skipped);
+    } else {
+        windows_text = data_strdup(t.source);
+    }
+    if (!windows_text) goto oom;
+
+    /* The split is over the groups that have samples (a skipped engine cannot be validated on);
+     * rows of every other group are training rows for the normalisation. */
+    int64_t g = distinct_groups(t.group, t.n, take, &ids);
     if (g < 0) goto oom;
     /* round(validation x groups), at least one when asked for and possible, and never all. */
     int64_t n_val = (int64_t)llround((double)cfg->validation * (double)g);
@@ -232,23 +407,26 @@ int mtl_data_load_train(const MtlDataConfig *cfg, MtlDataset *train, MtlDataset 
     data_rng_seed(&rng, cfg->seed, DATA_STREAM_SPLIT, 0);
     data_permutation(perm, g, &rng);
     for (int64_t i = 0; i < n_val; i++) group_val[perm[i]] = true;
-    for (int64_t i = 0; i < t.n; i++) is_val[i] = group_val[group_index(ids, g, t.group[i])];
+    for (int64_t i = 0; i < t.n; i++) {
+        int64_t j = group_index(ids, g, t.group[i]);
+        is_val[i] = j >= 0 && group_val[j];
+    }
     free(group_val);
 
     if (fit_norm(norm, &t, is_val) != 0) goto oom;
-    const char *unit = cfg->kind == MTL_DATA_CMAPSS ? "engines" : "groups";
-    int64_t n_val_rows = 0;
-    for (int64_t i = 0; i < t.n; i++) n_val_rows += is_val[i];
-    char *train_src = n_val == 0 ? data_strdup(t.source)
-                                 : data_printf("%s; training part: %lld of %lld %s, %lld samples", t.source,
+    int64_t n_val_samples = 0;
+    for (int64_t i = 0; i < t.n; i++) n_val_samples += take[i] && is_val[i];
+    char *train_src = n_val == 0 ? data_strdup(windows_text)
+                                 : data_printf("%s; training part: %lld of %lld %s, %lld samples", windows_text,
                                                (long long)(g - n_val), (long long)g, unit,
-                                               (long long)(t.n - n_val_rows));
-    if (build_dataset(train, &t, is_val, false, norm, train_src) != 0) goto oom;
+                                               (long long)(n_samples - n_val_samples));
+    if (build_dataset(train, &t, &q, take, is_val, false, w, norm, train_src) != 0) goto oom;
+    train->n_skipped = n_skipped;
     if (val) {
-        char *val_src = data_printf("%s; validation part: %lld of %lld %s (seed %llu), %lld samples", t.source,
+        char *val_src = data_printf("%s; validation part: %lld of %lld %s (seed %llu), %lld samples", windows_text,
                                     (long long)n_val, (long long)g, unit, (unsigned long long)cfg->seed,
-                                    (long long)n_val_rows);
-        if (build_dataset(val, &t, is_val, true, norm, val_src) != 0) goto oom;
+                                    (long long)n_val_samples);
+        if (build_dataset(val, &t, &q, take, is_val, true, w, norm, val_src) != 0) goto oom;
     }
     rc = 0;
     goto done;
@@ -261,6 +439,9 @@ done:
     free(ids);
     free(perm);
     free(is_val);
+    free(take);
+    free(windows_text);
+    seqs_free(&q);
     data_table_free(&t);
     return rc;
 }
@@ -274,15 +455,46 @@ static int check_norm(const MtlNorm *norm, const DataTable *t) {
     return 0;
 }
 
-static int finish(const DataTable *t0, const MtlNorm *norm, MtlDataset *out) {
-    DataTable t = *t0;
-    int rc = check_norm(norm, &t);
-    if (rc == 0 && build_dataset(out, &t, NULL, false, norm, data_strdup(t.source)) != 0) {
-        fprintf(stderr, "error: out of memory while preparing the data\n");
-        mtl_dataset_free(out);
-        rc = -1;
+/* Test set or prediction inputs: the samples chosen by mode, with the training normalisation. */
+static int finish(const MtlDataConfig *cfg, DataTable *t, WinMode mode, const MtlNorm *norm,
+                  MtlDataset *out) {
+    int rc = check_norm(norm, t);
+    const int64_t w = cfg_window(cfg);
+    Seqs q = {0};
+    bool *take = NULL;
+    char *source = NULL;
+    if (rc != 0) goto done;
+    rc = -1;
+    if (seqs_build(&q, t) != 0) goto oom;
+    take = malloc((size_t)(t->n > 0 ? t->n : 1) * sizeof *take);
+    if (!take) goto oom;
+    for (int64_t i = 0; i < t->n; i++) take[i] = ends_sample(mode, q.k[i], q.len[q.seq[i]], w, 1);
+    int64_t n_short = short_seqs(&q, w);
+    if (w > 1) {
+        const bool cmapss = cfg->kind == MTL_DATA_CMAPSS;
+        source = data_printf("%s; windows of %lld %s, %lld of %lld %s shorter than the window padded by "
+                             "repeating their first %s", t->source, (long long)w, cmapss ? "cycles" : "rows",
+                             (long long)n_short, (long long)q.n_seq,
+                             t->one_sequence ? "sequences" : cmapss ? "engines" : "groups",
+                             cmapss ? "cycle" : "row");
+    } else {
+        source = data_strdup(t->source);
     }
-    data_table_free(&t);
+    if (build_dataset(out, t, &q, take, NULL, false, w, norm, source) != 0) {
+        source = NULL; /* owned by out */
+        goto oom;
+    }
+    out->n_padded = n_short;
+    rc = 0;
+    goto done;
+oom:
+    fprintf(stderr, "error: out of memory while preparing the data\n");
+    free(source);
+    mtl_dataset_free(out);
+done:
+    free(take);
+    seqs_free(&q);
+    data_table_free(t);
     return rc;
 }
 
@@ -294,12 +506,13 @@ int mtl_data_load_test(const MtlDataConfig *cfg, const MtlNorm *norm, MtlDataset
         return -1;
     }
     if (load_table(cfg, DATA_WHICH_TEST, cfg->test_path, &t) != 0) return -1;
-    return finish(&t, norm, test);
+    /* C-MAPSS: the true RUL is known after the last cycle only; CSV rows all have targets */
+    return finish(cfg, &t, cfg->kind == MTL_DATA_CMAPSS ? WIN_LAST : WIN_FULL_OR_LAST, norm, test);
 }
 
 int mtl_data_load_inputs(const MtlDataConfig *cfg, const char *path, const MtlNorm *norm, MtlDataset *out) {
     memset(out, 0, sizeof *out);
     DataTable t;
     if (load_table(cfg, DATA_WHICH_INPUTS, path, &t) != 0) return -1;
-    return finish(&t, norm, out);
+    return finish(cfg, &t, WIN_EVERY, norm, out);
 }

@@ -1,6 +1,8 @@
-/* Generic CSV data: a header row of column names (optionally in double quotes), then one sample
- * per row. Inputs are the configured columns in the configured order; each task's target is the
- * column named by its bind; an optional integer group column drives the by-group split.
+/* Generic CSV data: a header row of column names (optionally in double quotes), then one row of
+ * values per line. Inputs are the configured columns in the configured order; each task's target
+ * is the column named by its bind; an optional integer group column drives the by-group split
+ * and the windows (without it, windows run over the whole file). Rows become samples (one per
+ * row, or windows) in data_common.c.
  *
  * Deliberately minimal dialect: comma separator, no quoted commas or multi-line cells, blank
  * lines skipped. Columns that are not used are not parsed, so they may hold text. Every bad row
@@ -91,6 +93,9 @@ static int grow(DataTable *t, CsvGrow *g) {
     int32_t *gr = realloc(t->group, (size_t)cap * sizeof *gr);
     if (!gr) return -1;
     t->group = gr;
+    int64_t *cy = realloc(t->cycle, (size_t)cap * sizeof *cy);
+    if (!cy) return -1;
+    t->cycle = cy;
     for (int k = 0; k < t->n_targets; k++) {
         float *y = realloc(t->y[k], (size_t)cap * sizeof *y);
         if (!y) return -1;
@@ -185,17 +190,23 @@ int data_csv_table(const MtlDataConfig *cfg, DataWhich which, const char *path, 
             }
             t->group[s] = (int32_t)s; /* no group column: every row is its own group */
         }
-        if (ok) g.n++;
-        else if (r.errors >= DATA_MAX_ERRORS) break;
+        if (ok) {
+            t->cycle[s] = s + 1;
+            g.n++;
+        } else if (r.errors >= DATA_MAX_ERRORS) {
+            break;
+        }
     }
     if (rc < 0) goto fail;
     if (r.errors == 0 && g.n == 0) data_error_at(&r, r.line, "no data rows after the header");
     if (r.errors > 0) goto fail;
     t->n = g.n;
+    t->one_sequence = group_col < 0;
+    t->name = data_strdup(path);
     t->source = group_col >= 0 ? data_printf("%s: %lld rows, groups from column '%s'", path, (long long)g.n,
                                              h.names[group_col])
                                : data_printf("%s: %lld rows", path, (long long)g.n);
-    if (!t->source) goto oom;
+    if (!t->source || !t->name) goto oom;
     free(cells);
     free(in_col);
     free(tg_col);

@@ -66,13 +66,18 @@ char *data_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- the common table every reader produces (data_common.c) ---- */
 
+/* Rows, not yet samples: data_common.c turns them into samples (one per row, or windows). */
 typedef struct DataTable {
-    int64_t n;          /* rows = samples */
+    int64_t n;          /* rows */
     int n_inputs;
     double *x;          /* [n, n_inputs] raw, un-normalised */
     int n_targets;
-    float **y;          /* y[k]: [n]; NULL when n_targets == 0 */
-    int32_t *group;     /* [n] engine / group id */
+    float **y;          /* y[k]: [n] target of a sample ending at this row; NULL when n_targets == 0 */
+    int32_t *group;     /* [n] engine / group id (the unit of the validation split) */
+    int64_t *cycle;     /* [n] C-MAPSS cycle, or CSV 1-based data row */
+    bool one_sequence;  /* windows run over all rows in file order (CSV without a group column);
+                           otherwise over the rows of each group, in file order */
+    char *name;         /* the file as named by the user, or the synthetic fleet's label */
     char *source;       /* description of where the rows came from */
     bool synthetic;
 } DataTable;
@@ -106,6 +111,8 @@ extern const int synth_n_engines;
 
 /* ---- per-format readers into a DataTable ---- */
 
+/* Every reader returns every row of the file; for a C-MAPSS test file each row carries its
+ * engine's targets from the RUL file, and data_common.c picks the last cycle / last window. */
 typedef enum DataWhich { DATA_WHICH_TRAIN, DATA_WHICH_TEST, DATA_WHICH_INPUTS } DataWhich;
 
 int data_cmapss_table(const MtlDataConfig *cfg, DataWhich which, const char *path, DataTable *t);

@@ -1,6 +1,7 @@
-/* Parameter initialisation from the model info table: each tensor's "init" entry decides
- * (uniform U(-bound, bound), zeros, ones). The compiler computes the bound (PyTorch's Linear
- * default reduces to 1/sqrt(fan_in)); this file does not know about layers or fan-in.
+/* Parameter and buffer initialisation from the model info table: each tensor's "init" entry
+ * decides (uniform U(-bound, bound), zeros, ones). The compiler computes the bound (PyTorch's
+ * Linear default reduces to 1/sqrt(fan_in)); this file does not know about layers or fan-in.
+ * Buffers (batchnorm running statistics) are zeros or ones and draw nothing.
  *
  * Draws come from one generator seeded from (seed, MTL_STREAM_INIT), in table order, so the
  * result depends on the seed and the table only.
@@ -31,5 +32,14 @@ void mtl_init_params(const MtlModelInfo *m, float *params, uint64_t seed) {
         default:
             assert(!"unknown init kind");
         }
+    }
+}
+
+void mtl_init_buffers(const MtlModelInfo *m, float *buffers) {
+    for (int64_t i = 0; i < m->n_buffer_floats; i++) buffers[i] = 0.0f;
+    for (int i = 0; i < m->n_buffers; i++) {
+        const MtlBufferInfo *b = &m->buffers[i];
+        float v = b->init == MTL_INIT_ONES ? 1.0f : 0.0f;
+        for (int64_t j = 0; j < b->count; j++) buffers[b->offset + j] = v;
     }
 }

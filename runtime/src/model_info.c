@@ -1,6 +1,7 @@
 /* Model info table: parses the JSON that generated code exports as mtl_model_json (layout in
  * mtl_abi.h) into MtlModelInfo and checks it is self-consistent (ABI version, shapes vs counts,
- * tensors inside their group, groups tiling the parameter buffer in order).
+ * tensors inside their group, groups tiling the parameter buffer in order, buffers inside the
+ * buffers region, a windowed input shaped [window, F]).
  *
  * The table is written by the compiler, not by users, so any inconsistency is reported as one
  * reason string for an internal error; there is no recovery and no user diagnostic here. Keys
@@ -170,6 +171,27 @@ static void parse_tensor(Ctx *c, const cJSON *j, int idx, MtlTensorInfo *t) {
     free(init);
 }
 
+static void parse_buffer(Ctx *c, const cJSON *j, int idx, MtlBufferInfo *b) {
+    char where[96];
+    snprintf(where, sizeof where, "buffers[%d]", idx);
+    b->name = need_str(c, j, "name", where);
+    if (b->name) snprintf(where, sizeof where, "buffer \"%s\"", b->name);
+    int64_t prod = parse_shape(c, j, where, &b->ndim, b->shape);
+    b->offset = need_int(c, j, "offset", where, 0);
+    b->count = need_int(c, j, "count", where, 0);
+    char *init = need_str(c, j, "init", where);
+    if (c->failed) {
+        free(init);
+        return;
+    }
+    if (prod != b->count) FAIL(c, "%s: count %lld does not match shape (%lld)", where,
+                               (long long)b->count, (long long)prod);
+    if (!strcmp(init, "zeros")) b->init = MTL_INIT_ZEROS;
+    else if (!strcmp(init, "ones")) b->init = MTL_INIT_ONES;
+    else FAIL(c, "%s: unknown buffer init \"%s\" (zeros or ones)", where, init);
+    free(init);
+}
+
 static float parse_prob(Ctx *c, double x, const char *what, const char *where) {
     if (!(x >= 0 && x < 1)) FAIL(c, "%s: %s must be in [0, 1)", where, what);
     return (float)x;
@@ -313,6 +335,13 @@ static void parse_data(Ctx *c, const cJSON *j, MtlModelInfo *m) {
         FAIL(c, "data: unknown kind \"%s\"", kind);
     }
     free(kind);
+    /* optional: absent means no windows */
+    m->data.window = 1;
+    m->data.window_stride = 1;
+    if (cJSON_GetObjectItemCaseSensitive(j, "window"))
+        m->data.window = need_int(c, j, "window", where, 1);
+    if (cJSON_GetObjectItemCaseSensitive(j, "window_stride"))
+        m->data.window_stride = need_int(c, j, "window_stride", where, 1);
 }
 
 /* Cross-checks that need the whole table. */
@@ -365,6 +394,43 @@ static void validate(Ctx *c, MtlModelInfo *m) {
                 return;
             }
     }
+    end = 0;
+    for (int i = 0; i < m->n_buffers; i++) {
+        const MtlBufferInfo *b = &m->buffers[i];
+        if (b->offset < end) {
+            FAIL(c, "buffer \"%s\": offset %lld overlaps the previous buffer or is out of order",
+                 b->name, (long long)b->offset);
+            return;
+        }
+        end = b->offset + b->count;
+        if (end > m->n_buffer_floats) {
+            FAIL(c, "buffer \"%s\": ends at %lld beyond n_buffer_floats %lld", b->name,
+                 (long long)end, (long long)m->n_buffer_floats);
+            return;
+        }
+        /* buffers and tensors share the checkpoint's name space */
+        for (int k = 0; k < m->n_tensors; k++)
+            if (!strcmp(m->tensors[k].name, b->name)) {
+                FAIL(c, "buffer \"%s\" has the name of a tensor", b->name);
+                return;
+            }
+        for (int k = 0; k < i; k++)
+            if (!strcmp(m->buffers[k].name, b->name)) {
+                FAIL(c, "buffer \"%s\" appears twice", b->name);
+                return;
+            }
+    }
+    if (m->data.window > 1 && (m->input_ndim != 2 || m->input_shape[0] != m->data.window)) {
+        char shape[160];
+        size_t at = (size_t)snprintf(shape, sizeof shape, "[");
+        for (int d = 0; d < m->input_ndim && at < sizeof shape; d++)
+            at += (size_t)snprintf(shape + at, sizeof shape - at, d ? ", %lld" : "%lld",
+                                   (long long)m->input_shape[d]);
+        if (at < sizeof shape) snprintf(shape + at, sizeof shape - at, "]");
+        FAIL(c, "data: window %lld needs an input of shape [%lld, F], input \"%s\" has shape %s",
+             (long long)m->data.window, (long long)m->data.window, m->input_name, shape);
+        return;
+    }
     for (int k = 0; k < m->n_tasks; k++) {
         const MtlTaskInfo *t = &m->tasks[k];
         if (t->output_offset + t->out_width > m->acts_per_sample) {
@@ -409,6 +475,8 @@ int mtl_model_info_parse(const char *json, MtlModelInfo *m, char *err, size_t er
     m->name = need_str(&c, root, "name", "table");
     m->n_params = need_int(&c, root, "n_params", "table", 0);
     m->acts_per_sample = need_int(&c, root, "acts_per_sample", "table", 0);
+    m->acts_fixed = need_int(&c, root, "acts_fixed", "table", 0);
+    m->n_buffer_floats = need_int(&c, root, "n_buffer_floats", "table", 0);
     const cJSON *input = need(&c, root, "input", "table");
     if (c.failed) goto done;
     m->input_name = need_str(&c, input, "name", "input");
@@ -426,6 +494,12 @@ int mtl_model_info_parse(const char *json, MtlModelInfo *m, char *err, size_t er
         m->tensors = calloc(m->n_tensors ? (size_t)m->n_tensors : 1, sizeof *m->tensors);
         i = 0;
         cJSON_ArrayForEach(it, arr) { parse_tensor(&c, it, i, &m->tensors[i]); i++; }
+    }
+    if ((arr = need_array(&c, root, "buffers", "table"))) {
+        m->n_buffers = cJSON_GetArraySize(arr);
+        m->buffers = calloc(m->n_buffers ? (size_t)m->n_buffers : 1, sizeof *m->buffers);
+        i = 0;
+        cJSON_ArrayForEach(it, arr) { parse_buffer(&c, it, i, &m->buffers[i]); i++; }
     }
     if ((arr = need_array(&c, root, "groups", "table"))) {
         m->n_groups = cJSON_GetArraySize(arr);
@@ -462,6 +536,8 @@ void mtl_model_info_free(MtlModelInfo *m) {
     free(m->input_name);
     if (m->tensors)
         for (int i = 0; i < m->n_tensors; i++) free(m->tensors[i].name);
+    if (m->buffers)
+        for (int i = 0; i < m->n_buffers; i++) free(m->buffers[i].name);
     if (m->groups)
         for (int i = 0; i < m->n_groups; i++) free(m->groups[i].name);
     if (m->tasks)
@@ -470,6 +546,7 @@ void mtl_model_info_free(MtlModelInfo *m) {
             free(m->tasks[i].bind);
         }
     free(m->tensors);
+    free(m->buffers);
     free(m->groups);
     free(m->tasks);
     free(m->data.train);

@@ -1,7 +1,8 @@
 /* The trainer's three commands over a compiled model: train (init, epochs of shuffled batches,
- * forward / backward / AdamW, per-epoch validation and JSON Lines log, atomic checkpoint, test
- * metrics), eval (a checkpoint on the test set: last cycle of each engine) and predict (CSV of
- * predictions for an input file).
+ * forward / backward / AdamW, per-epoch validation and JSON Lines log, atomic checkpoint with
+ * parameters and buffers, test metrics), eval (a checkpoint on the test set: last cycle or last
+ * window of each engine, short engines padded and counted) and predict (CSV of predictions for
+ * an input file; windowed models predict at every cycle, see mtl_predict).
  *
  * What it does not do: parse the command line (cli/trainer_main.c), read data files
  * (mtl_data.h), compute metrics (mtl_metrics.h), or know anything about layers — the model is
@@ -80,6 +81,8 @@ static void data_setup(DataSetup *d, const MtlModelInfo *m) {
     c->input_columns = (const char *const *)m->data.inputs;
     c->group_column = m->data.group;
     c->cap_test_rul = true;
+    c->window = m->data.window;
+    c->window_stride = m->data.window_stride;
     c->validation = m->data.validation;
     c->seed = m->train.seed;
     d->binds = xcalloc((size_t)m->n_tasks, sizeof *d->binds);
@@ -105,6 +108,31 @@ static void data_setup_free(DataSetup *d) {
     free(d->feature_store);
 }
 
+static void shape_text(char *buf, size_t n, const MtlModelInfo *m) {
+    size_t at = (size_t)snprintf(buf, n, "[");
+    for (int d = 0; d < m->input_ndim && at < n; d++)
+        at += (size_t)snprintf(buf + at, n - at, d ? ", %lld" : "%lld", (long long)m->input_shape[d]);
+    if (at < n) snprintf(buf + at, n - at, "]");
+}
+
+/* The input the model was compiled for must be window x features of the data, checked before
+ * any file is read (features come from the spec, or from the checkpoint for eval/predict). */
+static int check_features(const MtlModelInfo *m, const MtlDataConfig *c) {
+    int n_feat = c->kind == MTL_DATA_CMAPSS ? c->n_features : c->n_input_columns;
+    int64_t w = c->window > 1 ? c->window : 1;
+    if (n_feat > 0 && w * n_feat == m->input_size) return 0;
+    char shape[160];
+    shape_text(shape, sizeof shape, m);
+    fprintf(stderr, "trainer: error: model %s's input %s has shape %s (%lld floats per sample), but "
+                    "the data has %d feature%s per %s", m->name, m->input_name, shape,
+            (long long)m->input_size, n_feat, n_feat == 1 ? "" : "s",
+            c->kind == MTL_DATA_CMAPSS ? "cycle" : "row");
+    if (w > 1) fprintf(stderr, " (window %lld x %d = %lld)", (long long)w, n_feat, (long long)(w * n_feat));
+    fprintf(stderr, ": the spec's input shape and its data %s do not match\n",
+            c->kind == MTL_DATA_CMAPSS ? "features" : "inputs");
+    return -1;
+}
+
 static int check_dataset(const MtlModelInfo *m, const MtlDataset *ds, const char *what) {
     if (ds->input_size != m->input_size) {
         fprintf(stderr, "trainer: error: %s (%s) has %lld inputs per sample, model %s expects %lld\n",
@@ -125,7 +153,8 @@ static int check_dataset(const MtlModelInfo *m, const MtlDataset *ds, const char
 typedef struct Buffers {
     int64_t batch;        /* capacity in samples */
     float *params, *grads;
-    float *acts;          /* [acts_per_sample * batch] */
+    float *state;         /* [n_buffer_floats] the model's buffers (batchnorm running statistics) */
+    float *acts;          /* [acts_per_sample * batch + acts_fixed] */
     float *input;         /* [batch, input_size] */
     float **targets;      /* [n_tasks][batch * target_size] */
     float *losses, *weights;
@@ -136,7 +165,9 @@ static void buffers_alloc(Buffers *b, const MtlModelInfo *m, int64_t batch, bool
     b->batch = batch;
     b->params = xcalloc((size_t)m->n_params, sizeof(float));
     if (train) b->grads = xcalloc((size_t)m->n_params, sizeof(float));
-    b->acts = xcalloc((size_t)(m->acts_per_sample * batch), sizeof(float));
+    b->state = xcalloc((size_t)m->n_buffer_floats, sizeof(float));
+    mtl_init_buffers(m, b->state);
+    b->acts = xcalloc((size_t)(m->acts_per_sample * batch + m->acts_fixed), sizeof(float));
     b->input = xcalloc((size_t)(m->input_size * batch), sizeof(float));
     b->targets = xcalloc((size_t)m->n_tasks, sizeof *b->targets);
     for (int k = 0; k < m->n_tasks; k++)
@@ -149,6 +180,7 @@ static void buffers_alloc(Buffers *b, const MtlModelInfo *m, int64_t batch, bool
 static void buffers_free(Buffers *b, const MtlModelInfo *m) {
     free(b->params);
     free(b->grads);
+    free(b->state);
     free(b->acts);
     free(b->input);
     if (b->targets)
@@ -182,6 +214,7 @@ static MtlStep make_step(Buffers *b, int64_t bs, bool training, uint64_t seed) {
         .targets = (const float *const *)b->targets,
         .losses = b->losses,
         .task_weights = b->weights,
+        .buffers = b->state,
     };
     return s;
 }
@@ -391,7 +424,7 @@ static int load_checkpoint(const MtlModelInfo *m, const char *path, Buffers *b, 
                            Loaded *l) {
     char err[MTL_ERR_SIZE];
     memset(l, 0, sizeof *l);
-    if (mtl_checkpoint_load(path, m, b->params, NULL, &l->meta, err, sizeof err) != 0) {
+    if (mtl_checkpoint_load(path, m, b->params, b->state, NULL, &l->meta, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         if (errno == ENOENT && access(path, F_OK) != 0)
             fprintf(stderr, "note: train the model first ('trainer train'), or pass "
@@ -402,6 +435,12 @@ static int load_checkpoint(const MtlModelInfo *m, const char *path, Buffers *b, 
     if (model && strcmp(model, m->name) != 0) {
         fprintf(stderr, "%s: error: checkpoint of model %s, this trainer is model %s\n", path,
                 model, m->name);
+        return -1;
+    }
+    const char *win = mtl_meta_get(&l->meta, "window");
+    if (win && strtoll(win, NULL, 10) != m->data.window) {
+        fprintf(stderr, "%s: error: checkpoint trained with window %s, this trainer's model uses "
+                        "window %lld\n", path, win, (long long)m->data.window);
         return -1;
     }
     int nm = 0, ns = 0;
@@ -490,19 +529,37 @@ static char *epoch_line(const MtlModelInfo *m, const MtlAdamW *opt, int64_t epoc
     return s;
 }
 
+/* "N of M test engines shorter than the window were padded ..." (windowed models only) */
+static void print_padded(FILE *f, const MtlModelInfo *m, const MtlDataset *test) {
+    if (test->window <= 1) return;
+    bool cmapss = m->data.kind == MTL_DATA_CMAPSS;
+    fprintf(f, "%lld of %lld test %s shorter than the window (%lld %s) were padded by repeating "
+               "their first %s\n", (long long)test->n_padded, (long long)test->n_groups,
+            cmapss ? "engines" : "groups", (long long)test->window, cmapss ? "cycles" : "rows",
+            cmapss ? "cycle" : "row");
+}
+
 static void print_test(const MtlModelInfo *m, const Metrics *r, const MtlDataset *test,
                        bool capped, float cap, FILE *out_json, FILE *out_text) {
     if (out_text) {
         fprintf(out_text, "test set: %s\n", test->source ? test->source : "?");
-        fprintf(out_text, "engines evaluated: %lld (last cycle of each); true RUL %s", (long long)r->n,
-                capped ? "capped at" : "not capped");
+        if (m->data.kind == MTL_DATA_CMAPSS && test->window > 1)
+            fprintf(out_text, "engines evaluated: %lld (last %lld cycles of each)", (long long)r->n,
+                    (long long)test->window);
+        else if (m->data.kind == MTL_DATA_CMAPSS)
+            fprintf(out_text, "engines evaluated: %lld (last cycle of each)", (long long)r->n);
+        else
+            fprintf(out_text, "samples evaluated: %lld", (long long)r->n);
+        fprintf(out_text, "; true RUL %s", capped ? "capped at" : "not capped");
         if (capped) fprintf(out_text, " %g", (double)cap);
         fprintf(out_text, "\n");
+        print_padded(out_text, m, test);
         print_metrics_text(out_text, r, m);
     }
     if (out_json) {
         cJSON *o = metrics_json(r);
         cJSON_AddNumberToObject(o, "engines", (double)r->n);
+        cJSON_AddNumberToObject(o, "padded", (double)test->n_padded);
         cJSON_AddBoolToObject(o, "rul_capped", capped);
         if (r->class_task >= 0) cJSON_AddItemToObject(o, "confusion", confusion_json(r));
         char *s = cJSON_PrintUnformatted(o);
@@ -547,6 +604,7 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
     FILE *echo = o->quiet ? NULL : stdout;
 
     /* Load everything first: a bad file must stop the run before anything is written. */
+    if (check_features(m, &d.cfg) != 0) goto done;
     if (!d.cfg.train_path)
         fprintf(stderr, "trainer: no training file in the spec or on the command line: using the "
                         "built-in synthetic fleet (seed %llu) - NOT real data\n",
@@ -580,7 +638,7 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
     }
 
     int threads = mtl_blas_set_threads(o->threads);
-    buffers_alloc(&b, m, batch, true);
+    buffers_alloc(&b, m, batch, true); /* buffers start at their init (zeros / ones) */
     mtl_init_params(m, b.params, seed);
     if (mtl_adamw_init(&opt, m->groups, m->n_groups, m->n_params, m->tensors, m->n_tensors) != 0) {
         fprintf(stderr, "trainer: error: out of memory for the optimizer state\n");
@@ -678,7 +736,9 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
     free(s);
     mtl_meta_set(&meta, "synthetic", train.synthetic ? "true" : "false");
     mtl_meta_set(&meta, "data_source", train.source ? train.source : "");
-    int sv = mtl_checkpoint_save(ckpt, m, b.params, &opt, &meta, err, sizeof err);
+    meta_set_u64(&meta, "window", (uint64_t)m->data.window);
+    meta_set_u64(&meta, "window_stride", (uint64_t)m->data.window_stride);
+    int sv = mtl_checkpoint_save(ckpt, m, b.params, b.state, &opt, &meta, err, sizeof err);
     mtl_meta_free(&meta);
     if (sv != 0) {
         fprintf(stderr, "%s\n", err);
@@ -696,6 +756,7 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
         cJSON *o2 = cJSON_CreateObject();
         cJSON *t = metrics_json(&tm);
         cJSON_AddNumberToObject(t, "engines", (double)tm.n);
+        cJSON_AddNumberToObject(t, "padded", (double)test.n_padded);
         cJSON_AddBoolToObject(t, "rul_capped", d.cfg.cap_test_rul);
         if (tm.class_task >= 0) cJSON_AddItemToObject(t, "confusion", confusion_json(&tm));
         cJSON_AddItemToObject(o2, "test", t);
@@ -704,6 +765,7 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
         if (mtl_log_write(&log, line, stdout, err, sizeof err) != 0) fprintf(stderr, "%s\n", err);
         free(line);
         if (!o->quiet) print_test(m, &tm, &test, d.cfg.cap_test_rul, d.cfg.rul_cap, NULL, stderr);
+        else print_padded(stderr, m, &test);
         metrics_free(&tm);
     }
     rc = 0;
@@ -748,6 +810,7 @@ int mtl_eval(const MtlModelInfo *m, const MtlEvalOptions *o) {
     MtlDataset test = {0};
     int rc = 1;
     if (load_checkpoint(m, path, &b, &d, &l) != 0) goto done;
+    if (check_features(m, &d.cfg) != 0) goto done;
     if (o->test) {
         d.cfg.test_path = o->test;
         d.cfg.rul_path = o->rul;
@@ -777,6 +840,7 @@ int mtl_eval(const MtlModelInfo *m, const MtlEvalOptions *o) {
     outputs_free(&out);
     if (o->json) {
         print_test(m, &r, &test, d.cfg.cap_test_rul, d.cfg.rul_cap, stdout, NULL);
+        print_padded(stderr, m, &test);
     } else {
         const char *ep = mtl_meta_get(&l.meta, "epoch");
         printf("checkpoint: %s (model %s, epoch %s)\n", path, m->name, ep ? ep : "?");
@@ -803,6 +867,11 @@ static void softmax_row(float *p, const float *z, int k) {
     for (int j = 0; j < k; j++) p[j] = (float)(exp((double)(z[j] - mx)) / sum);
 }
 
+/* One CSV row per input row. A windowed model predicts at every row from the window ending
+ * there; near the start of an engine (its first window - 1 cycles, or all of a shorter engine)
+ * the window is padded by repeating the engine's first row, as for the test set, and the
+ * "padded" column says how many rows were repeated (0: a full window). Windowed output also
+ * names the row: engine,cycle (C-MAPSS) or group,row / row (CSV, 1-based data row). */
 int mtl_predict(const MtlModelInfo *m, const MtlPredictOptions *o) {
     DataSetup d;
     data_setup(&d, m);
@@ -818,6 +887,7 @@ int mtl_predict(const MtlModelInfo *m, const MtlPredictOptions *o) {
     char *tmp = NULL;
     int rc = 1;
     if (load_checkpoint(m, path, &b, &d, &l) != 0) goto done;
+    if (check_features(m, &d.cfg) != 0) goto done;
     if (mtl_data_load_inputs(&d.cfg, o->input, &l.norm, &in) != 0) goto done;
     if (in.input_size != m->input_size) {
         fprintf(stderr, "%s: error: %lld inputs per row, model %s expects %lld\n", o->input,
@@ -839,10 +909,15 @@ int mtl_predict(const MtlModelInfo *m, const MtlPredictOptions *o) {
         f = stdout;
     }
     bool engine = m->data.kind == MTL_DATA_CMAPSS || m->data.group;
+    bool windowed = in.window > 1;
     /* header */
     bool firstcol = true;
     if (engine) {
         fprintf(f, "%s", m->data.kind == MTL_DATA_CMAPSS ? "engine" : m->data.group);
+        firstcol = false;
+    }
+    if (windowed) {
+        fprintf(f, "%s%s,padded", firstcol ? "" : ",", m->data.kind == MTL_DATA_CMAPSS ? "cycle" : "row");
         firstcol = false;
     }
     for (int k = 0; k < m->n_tasks; k++) {
@@ -862,6 +937,10 @@ int mtl_predict(const MtlModelInfo *m, const MtlPredictOptions *o) {
             fprintf(f, "%d", in.group ? in.group[i] : (int)i);
             firstcol = false;
         }
+        if (windowed) {
+            fprintf(f, "%s%lld,%d", firstcol ? "" : ",", (long long)in.cycle[i], (int)in.pad[i]);
+            firstcol = false;
+        }
         for (int k = 0; k < m->n_tasks; k++) {
             const MtlTaskInfo *t = &m->tasks[k];
             const float *row = out.out[k] + i * t->out_width;
@@ -879,6 +958,14 @@ int mtl_predict(const MtlModelInfo *m, const MtlPredictOptions *o) {
         fprintf(f, "\n");
     }
     free(p);
+    if (windowed) {
+        int64_t n_pad = 0;
+        for (int64_t i = 0; i < in.n; i++) n_pad += in.pad[i] > 0;
+        fprintf(stderr, "trainer: one prediction per row from the window of %lld rows ending there; "
+                        "%lld of %lld predictions (an engine's first %lld rows) used windows padded "
+                        "by repeating the engine's first row (column \"padded\")\n",
+                (long long)in.window, (long long)n_pad, (long long)in.n, (long long)(in.window - 1));
+    }
     if (o->output) {
         int bad = ferror(f);
         if (fflush(f) != 0 || bad || fsync(fileno(f)) != 0) {

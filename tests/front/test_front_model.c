@@ -1,5 +1,8 @@
 /* cmocka tests of the front end's Model: the reference dual-task MLP (names, shapes, counts,
- * task reach, report totals) and defaults / masks / groups on small in-memory specs. */
+ * task reach, report totals), the book's DualTaskModel (per-block counts, PyTorch names, inits,
+ * buffers), its reduced PyTorch-agreement spec, and defaults / masks / groups on small
+ * in-memory specs. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -149,12 +152,244 @@ static void test_masks(void **state)
     diags_free(&d);
 }
 
+/* Parameters of the trunk's top-level layers [first, last] (Param.layer is the top-level layer). */
+static int64_t trunk_layers(const Model *m, int first, int last)
+{
+    int64_t n = 0;
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].block == 0 && m->params[i].layer >= first && m->params[i].layer <= last)
+            n += m->params[i].count;
+    return n;
+}
+
+static int64_t block_params(const Model *m, int b)
+{
+    int64_t n = 0;
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].block == b)
+            n += m->params[i].count;
+    return n;
+}
+
+static void assert_shape2(const Shape *s, int64_t d0, int64_t d1)
+{
+    assert_int_equal(s->rank, 2);
+    assert_int_equal(s->dim[0], d0);
+    assert_int_equal(s->dim[1], d1);
+}
+
+/* The book's DualTaskModel: the per-block counts of BOOK.md section 3, names, inits, buffers. */
+static void test_dual_task(void **state)
+{
+    (void)state;
+    Diags d;
+    diags_init(&d, stderr);
+    Model *m = model_load(&d, MTLC_EXAMPLES_DIR "/dual_task.mtl");
+    assert_non_null(m);
+    assert_int_equal(d.n_errors, 0);
+    assert_shape2(&m->input, 30, 17);
+    const Block *trunk = &m->blocks[0];
+    assert_int_equal(trunk->n_layers, 25);
+    /* layers: 0-11 CNN, 12 lstm, 13 residual attention, 14 layernorm, 15 pool, 16-24 funnel */
+    assert_int_equal(trunk_layers(m, 0, 11), 52928);
+    assert_int_equal(trunk_layers(m, 0, 3), 3392);
+    assert_int_equal(trunk_layers(m, 4, 7), 24832);
+    assert_int_equal(trunk_layers(m, 8, 11), 24704);
+    assert_int_equal(trunk_layers(m, 12, 12), 2236416);
+    assert_int_equal(trunk_layers(m, 13, 14), 1051648);
+    assert_int_equal(trunk_layers(m, 13, 13), 1050624);
+    assert_int_equal(trunk_layers(m, 15, 24), 149856);
+    assert_int_equal(block_params(m, 1), 4737);
+    assert_int_equal(block_params(m, 2), 1635);
+
+    ReportTotals t;
+    report_totals(m, &t);
+    assert_int_equal(t.total, 3497220);
+    assert_int_equal(t.shared, 3490848);
+    assert_int_equal(t.task_specific, 6372);
+    char pct[16];
+    snprintf(pct, sizeof pct, "%.1f", t.shared_percent);
+    assert_string_equal(pct, "99.8");
+
+    /* shapes through the trunk */
+    assert_shape2(&trunk->layers[0].out, 30, 64);
+    assert_shape2(&trunk->layers[12].out, 30, 512);
+    assert_shape2(&trunk->layers[14].out, 30, 512);
+    assert_int_equal(trunk->layers[15].out.rank, 1);
+    assert_int_equal(trunk->layers[15].out.dim[0], 512);
+    assert_int_equal(trunk->out.rank, 1);
+    assert_int_equal(trunk->out.dim[0], 32);
+
+    /* conv1d: weight [Cout, Cin, K], no bias, U(±1/sqrt(Cin·K)) */
+    const Layer *conv = &trunk->layers[0];
+    assert_int_equal(conv->kind, LAYER_CONV1D);
+    assert_int_equal(conv->kernel, 3);
+    assert_int_equal(conv->padding, 1);
+    assert_int_equal(conv->stride, 1);
+    assert_false(conv->bias);
+    assert_int_equal(conv->bias_param, -1);
+    assert_int_equal(conv->n_params, 1);
+    const Param *cw = &m->params[conv->weight_param];
+    assert_string_equal(cw->name, "trunk.0.weight");
+    assert_int_equal(cw->shape.rank, 3);
+    assert_int_equal(cw->shape.dim[0], 64);
+    assert_int_equal(cw->shape.dim[1], 17);
+    assert_int_equal(cw->shape.dim[2], 3);
+    assert_float_equal(cw->init_bound, 1.0 / sqrt(51.0), 1e-6);
+
+    /* batchnorm: weight ones, bias zeros, buffers running_mean / running_var outside the params */
+    const Layer *bn = &trunk->layers[1];
+    assert_int_equal(bn->kind, LAYER_BATCHNORM);
+    assert_float_equal(bn->eps, 1e-5, 1e-12);
+    assert_float_equal(bn->momentum, 0.1, 1e-7);
+    assert_int_equal(m->params[bn->weight_param].init, MTL_INIT_ONES);
+    assert_int_equal(m->params[bn->bias_param].init, MTL_INIT_ZEROS);
+    assert_int_equal(bn->n_buffers, 2);
+    assert_int_equal(m->n_buffers, 6);
+    const Buffer *rv = &m->buffers[bn->first_buffer + 1];
+    assert_string_equal(rv->name, "trunk.1.running_var");
+    assert_int_equal(rv->shape.rank, 1);
+    assert_int_equal(rv->shape.dim[0], 64);
+    assert_int_equal(rv->count, 64);
+    assert_int_equal(rv->init, MTL_INIT_ONES);
+    assert_string_equal(m->buffers[bn->first_buffer].name, "trunk.1.running_mean");
+    assert_int_equal(m->buffers[bn->first_buffer].init, MTL_INIT_ZEROS);
+    assert_null(find(m, "trunk.1.running_var"));
+
+    /* lstm: PyTorch names and order, U(±1/sqrt(H)) */
+    const Layer *lstm = &trunk->layers[12];
+    assert_int_equal(lstm->kind, LAYER_LSTM);
+    assert_string_equal(lstm->path, "trunk.lstm");
+    assert_int_equal(lstm->units, 256);
+    assert_int_equal(lstm->lstm_layers, 2);
+    assert_true(lstm->bidirectional);
+    assert_float_equal(lstm->p, 0.3, 1e-7);
+    assert_int_equal(lstm->n_params, 16);
+    assert_string_equal(m->params[lstm->first_param].name, "trunk.lstm.weight_ih_l0");
+    assert_string_equal(m->params[lstm->first_param + 4].name, "trunk.lstm.weight_ih_l0_reverse");
+    assert_string_equal(m->params[lstm->first_param + 15].name, "trunk.lstm.bias_hh_l1_reverse");
+    const Param *wih = find(m, "trunk.lstm.weight_ih_l1_reverse");
+    assert_non_null(wih);
+    assert_shape2(&wih->shape, 1024, 512);
+    assert_shape2(&find(m, "trunk.lstm.weight_ih_l0")->shape, 1024, 64);
+    assert_shape2(&find(m, "trunk.lstm.weight_hh_l1")->shape, 1024, 256);
+    assert_float_equal(wih->init_bound, 0.0625, 1e-7);
+
+    /* residual { attn: attention(heads = 8) } */
+    const Layer *res = &trunk->layers[13];
+    assert_int_equal(res->kind, LAYER_RESIDUAL);
+    assert_int_equal(res->n_params, 0);
+    assert_int_equal(res->n_body, 1);
+    const Layer *attn = &res->body[0];
+    assert_int_equal(attn->kind, LAYER_ATTENTION);
+    assert_string_equal(attn->path, "trunk.13.attn");
+    assert_int_equal(attn->heads, 8);
+    assert_int_equal(attn->n_params, 4);
+    const Param *ipw = find(m, "trunk.13.attn.in_proj_weight");
+    assert_non_null(ipw);
+    assert_shape2(&ipw->shape, 1536, 512);
+    assert_int_equal(ipw->layer, 13);
+    assert_float_equal(ipw->init_bound, sqrt(6.0 / 2048.0), 1e-6);
+    assert_int_equal(find(m, "trunk.13.attn.in_proj_bias")->init, MTL_INIT_ZEROS);
+    assert_shape2(&find(m, "trunk.13.attn.out_proj.weight")->shape, 512, 512);
+    assert_int_equal(find(m, "trunk.13.attn.out_proj.bias")->init, MTL_INIT_ZEROS);
+    assert_int_equal(trunk->layers[14].kind, LAYER_LAYERNORM);
+    assert_int_equal(trunk->layers[15].kind, LAYER_POOL);
+    assert_int_equal(trunk->layers[15].pool, POOL_LAST);
+
+    /* every parameter in the trunk is in group shared and reached by both tasks */
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].block == 0) {
+            assert_string_equal(m->groups[m->params[i].group].name, "shared");
+            assert_int_equal(m->params[i].task_mask, 3);
+        }
+    assert_int_equal(m->data.window, 30);
+    assert_int_equal(m->data.window_stride, 1);
+    assert_int_equal(m->train.epochs, 30);
+    assert_int_equal(m->train.batch, 256);
+    model_free(m);
+    diags_free(&d);
+}
+
+/* The reduced spec for PyTorch-agreement tests checks cleanly, with windows of 6 csv rows. */
+static void test_dual_task_small(void **state)
+{
+    (void)state;
+    Diags d;
+    diags_init(&d, stderr);
+    Model *m = model_load(&d, MTLC_REFERENCE_SPECS_DIR "/dual_task_small.mtl");
+    assert_non_null(m);
+    assert_int_equal(m->data.kind, MTL_DATA_CSV);
+    assert_int_equal(m->data.n_input_columns, 5);
+    assert_int_equal(m->data.window, 6);
+    ReportTotals t;
+    report_totals(m, &t);
+    assert_int_equal(t.total, 1078);
+    assert_int_equal(t.shared, 1002);
+    assert_shape2(&find(m, "trunk.lstm.weight_ih_l1_reverse")->shape, 12, 6);
+    assert_shape2(&find(m, "trunk.10.attn.in_proj_weight")->shape, 18, 6);
+    model_free(m);
+    diags_free(&d);
+}
+
+/* Dense on [T, C] works per step; defaults of the sequence layers; windows default to T;
+ * patterns select the new parameters and never buffers. */
+static void test_sequence_defaults(void **state)
+{
+    (void)state;
+    Diags d;
+    Model *m = load(&d,
+                    "model M { input x : [10, 17] target rul : real\n"
+                    "trunk { fc: dense(8) conv1d(6) lstm(5) residual { attention(heads = 1) relu }\n"
+                    "        batchnorm layernorm flatten }\n"
+                    "task rul { head { dense(1) } loss mse }\n"
+                    "optimizer adamw { group seq { params = \"trunk.3.*\", \"trunk.2.*\" }\n"
+                    "  group rest { params = all except \"trunk.3.*\", \"trunk.2.*\" } } }");
+    assert_non_null(m);
+    const Block *b = &m->blocks[0];
+    assert_shape2(&b->layers[0].out, 10, 8);
+    assert_shape2(&find(m, "trunk.fc.weight")->shape, 8, 17);
+    assert_int_equal(b->layers[1].kernel, 3);
+    assert_int_equal(b->layers[1].padding, 0);
+    assert_int_equal(b->layers[1].stride, 1);
+    assert_true(b->layers[1].bias);
+    assert_shape2(&b->layers[1].out, 8, 6);
+    assert_int_equal(b->layers[2].lstm_layers, 1);
+    assert_false(b->layers[2].bidirectional);
+    assert_float_equal(b->layers[2].p, 0, 0);
+    assert_shape2(&b->layers[2].out, 8, 5);
+    assert_null(find(m, "trunk.2.weight_ih_l0_reverse"));
+    assert_non_null(find(m, "trunk.3.0.in_proj_weight"));
+    assert_string_equal(b->layers[3].body[1].path, "trunk.3.1");
+    assert_int_equal(b->out.rank, 1);
+    assert_int_equal(b->out.dim[0], 40);
+    assert_string_equal(m->groups[find(m, "trunk.3.0.out_proj.bias")->group].name, "seq");
+    assert_string_equal(m->groups[find(m, "trunk.2.bias_hh_l0")->group].name, "seq");
+    assert_string_equal(m->groups[find(m, "trunk.4.weight")->group].name, "rest");
+    assert_int_equal(m->n_buffers, 2);
+    assert_string_equal(m->buffers[0].name, "trunk.4.running_mean");
+    assert_int_equal(m->data.window, 10);
+    assert_int_equal(m->data.window_stride, 1);
+    model_free(m);
+    diags_free(&d);
+
+    m = load(&d, "model M { input x : [17] target rul : real trunk { } task rul { head { dense(1) } loss mse } }");
+    assert_non_null(m);
+    assert_int_equal(m->data.window, 1);
+    assert_int_equal(m->n_buffers, 0);
+    model_free(m);
+    diags_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dual_mlp),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_masks),
+        cmocka_unit_test(test_dual_task),
+        cmocka_unit_test(test_dual_task_small),
+        cmocka_unit_test(test_sequence_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

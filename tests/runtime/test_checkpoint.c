@@ -1,8 +1,9 @@
 /* safetensors checkpoints: the exact bytes of a tiny file (length prefix, compact header padded
- * with spaces to 8 bytes, offsets, little-endian data), a model round trip (weights, AdamW
- * moments and steps, metadata) that is bit-identical, atomic replacement (failing writes leave the
- * earlier file intact and no temporary behind), and a loader that rejects damaged files with
- * "PATH: error: reason" and leaves the destination untouched.
+ * with spaces to 8 bytes, offsets, little-endian data), a model round trip (weights, buffers,
+ * AdamW moments and steps, metadata) that is bit-identical, atomic replacement (failing writes
+ * leave the earlier file intact and no temporary behind), and a loader that rejects damaged files
+ * (also missing or misshapen buffers) with "PATH: error: reason" and leaves the destination
+ * untouched.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -121,8 +122,9 @@ static void fill(float *p, int64_t n, float base) {
 }
 
 static void save_model(const char *path, float base, MtlAdamW *opt) {
-    float p[20];
+    float p[20], bufs[4];
     fill(p, 20, base);
+    fill(bufs, 4, base - 3);
     assert_int_equal(mtl_adamw_init(opt, model.groups, model.n_groups, model.n_params,
                                     model.tensors, model.n_tensors), 0);
     fill(opt->m, 20, base + 1);
@@ -133,7 +135,7 @@ static void save_model(const char *path, float base, MtlAdamW *opt) {
     mtl_meta_set(&meta, "model", "TinyDual");
     mtl_meta_set(&meta, "norm_mean", "[0.5,-1.25,\"q\\\"\"]");
     char err[MTL_ERR_SIZE] = "";
-    int rc = mtl_checkpoint_save(path, &model, p, opt, &meta, err, sizeof err);
+    int rc = mtl_checkpoint_save(path, &model, p, bufs, opt, &meta, err, sizeof err);
     if (rc) fail_msg("%s", err);
     mtl_meta_free(&meta);
 }
@@ -144,16 +146,18 @@ static void test_round_trip(void **state) {
     MtlAdamW opt;
     save_model(path, 0.25f, &opt);
 
-    float p[20] = {0}, want[20];
+    float p[20] = {0}, want[20], bufs[4] = {0}, want_bufs[4];
     fill(want, 20, 0.25f);
+    fill(want_bufs, 4, 0.25f - 3);
     MtlAdamW back;
     assert_int_equal(mtl_adamw_init(&back, model.groups, model.n_groups, model.n_params,
                                     model.tensors, model.n_tensors), 0);
     MtlMeta meta = {0};
     char err[MTL_ERR_SIZE] = "";
-    int rc = mtl_checkpoint_load(path, &model, p, &back, &meta, err, sizeof err);
+    int rc = mtl_checkpoint_load(path, &model, p, bufs, &back, &meta, err, sizeof err);
     if (rc) fail_msg("%s", err);
     assert_memory_equal(p, want, sizeof p);
+    assert_memory_equal(bufs, want_bufs, sizeof bufs); /* the running statistics came back */
     /* moments exist for trainable tensors only (the health group is frozen): 0..10 */
     assert_memory_equal(back.m, opt.m, 11 * sizeof(float));
     assert_memory_equal(back.v, opt.v, 11 * sizeof(float));
@@ -168,8 +172,24 @@ static void test_round_trip(void **state) {
     assert_non_null(mtl_safetensors_find(&st, "optimizer.exp_avg.shared.0.weight"));
     assert_non_null(mtl_safetensors_find(&st, "optimizer.exp_avg_sq.head_rul.bias"));
     assert_null(mtl_safetensors_find(&st, "optimizer.exp_avg.head_health.bias"));
-    assert_int_equal(st.n, 6 + 2 * 4);
+    /* buffers are plain F32 tensors under their own names, right after the parameters */
+    const MtlStTensor *rv = mtl_safetensors_find(&st, "shared.1.running_var");
+    assert_non_null(rv);
+    assert_int_equal(rv->ndim, 1);
+    assert_int_equal(rv->shape[0], 2);
+    assert_int_equal(rv->begin, (20 + 2) * 4);
+    assert_int_equal(rv->end, (20 + 4) * 4);
+    float rv_data[2];
+    memcpy(rv_data, st.data + rv->begin, sizeof rv_data);
+    assert_memory_equal(rv_data, want_bufs + 2, sizeof rv_data);
+    assert_null(mtl_safetensors_find(&st, "optimizer.exp_avg.shared.1.running_var"));
+    assert_int_equal(st.n, 6 + 2 + 2 * 4);
     mtl_safetensors_free(&st);
+
+    /* buffers may be left out of a load (checked, not copied) */
+    float p2[20];
+    assert_int_equal(mtl_checkpoint_load(path, &model, p2, NULL, NULL, NULL, err, sizeof err), 0);
+    assert_memory_equal(p2, want, sizeof p2);
 
     /* saving what was loaded gives the same bytes */
     const char *again = in_dir("again.safetensors");
@@ -177,12 +197,12 @@ static void test_round_trip(void **state) {
     for (int i = 0; i < meta.n; i++)
         if (strncmp(meta.key[i], "optimizer.", 10) && strcmp(meta.key[i], "format"))
             mtl_meta_set(&user, meta.key[i], meta.value[i]);
-    assert_int_equal(mtl_checkpoint_save(again, &model, p, &back, &user, err, sizeof err), 0);
+    assert_int_equal(mtl_checkpoint_save(again, &model, p, bufs, &back, &user, err, sizeof err), 0);
     long n1, n2;
     char *f1 = slurp(path, &n1), *f2 = slurp(again, &n2);
     assert_int_equal(n1, n2);
     assert_memory_equal(f1, f2, (size_t)n1);
-    assert_int_equal((n1 - 8 - (long)(20 + 22) * 4) % 8, 0);
+    assert_int_equal((n1 - 8 - (long)(20 + 4 + 22) * 4) % 8, 0);
     free(f1);
     free(f2);
     mtl_meta_free(&user);
@@ -200,13 +220,14 @@ static void test_atomic_write(void **state) {
     mtl_adamw_free(&opt);
     long n0;
     char *before = slurp(path, &n0);
-    float p[20];
+    float p[20], bufs[4];
     fill(p, 20, 9.0f);
+    fill(bufs, 4, 9.5f);
     char err[MTL_ERR_SIZE] = "";
 
     /* 1. the temporary cannot be created (a directory is in the way) */
     assert_int_equal(mkdir(in_dir("keep.safetensors.tmp"), 0755), 0);
-    assert_int_equal(mtl_checkpoint_save(path, &model, p, NULL, NULL, err, sizeof err), -1);
+    assert_int_equal(mtl_checkpoint_save(path, &model, p, bufs, NULL, NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, path));
     assert_non_null(strstr(err, "error:"));
     assert_int_equal(rmdir(in_dir("keep.safetensors.tmp")), 0);
@@ -218,7 +239,7 @@ static void test_atomic_write(void **state) {
     small.rlim_cur = 100;
     void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
-    int rc = mtl_checkpoint_save(path, &model, p, NULL, NULL, err, sizeof err);
+    int rc = mtl_checkpoint_save(path, &model, p, bufs, NULL, NULL, err, sizeof err);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
     signal(SIGXFSZ, prev);
     assert_int_equal(rc, -1);
@@ -226,8 +247,11 @@ static void test_atomic_write(void **state) {
     assert_int_equal(access(in_dir("keep.safetensors.tmp"), F_OK), -1);
 
     /* 3. the directory does not exist */
-    assert_int_equal(mtl_checkpoint_save(in_dir("no/such/dir/x.safetensors"), &model, p, NULL,
-                                         NULL, err, sizeof err), -1);
+    assert_int_equal(mtl_checkpoint_save(in_dir("no/such/dir/x.safetensors"), &model, p, bufs,
+                                         NULL, NULL, err, sizeof err), -1);
+    /* 4. a model with buffers saved without them is refused, not written half */
+    assert_int_equal(mtl_checkpoint_save(path, &model, p, NULL, NULL, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "has buffers"));
 
     long n1;
     char *after = slurp(path, &n1);
@@ -239,15 +263,17 @@ static void test_atomic_write(void **state) {
 
 /* Expects the load to fail with "PATH: error: ...reason..." and the destination untouched. */
 static void expect_reject(const char *path, const char *reason) {
-    float p[20];
+    float p[20], bufs[4];
     for (int i = 0; i < 20; i++) p[i] = -7.0f;
+    for (int i = 0; i < 4; i++) bufs[i] = -7.0f;
     char err[MTL_ERR_SIZE] = "";
-    int rc = mtl_checkpoint_load(path, &model, p, NULL, NULL, err, sizeof err);
+    int rc = mtl_checkpoint_load(path, &model, p, bufs, NULL, NULL, err, sizeof err);
     char prefix[600];
     snprintf(prefix, sizeof prefix, "%s: error: ", path);
     if (rc != -1 || strncmp(err, prefix, strlen(prefix)) != 0 || !strstr(err, reason))
         fail_msg("%s: rc %d, message \"%s\", expected \"%s\"", path, rc, err, reason);
     for (int i = 0; i < 20; i++) assert_true(p[i] == -7.0f);
+    for (int i = 0; i < 4; i++) assert_true(bufs[i] == -7.0f);
 }
 
 /* A file with the given header JSON and `data` bytes of zeros. */
@@ -260,6 +286,21 @@ static const char *with_header(const char *name, const char *json, size_t data) 
     spit(path, buf, 8 + hl + data);
     free(buf);
     return path;
+}
+
+/* The header of a checkpoint of model_good.json (parameters in table order, then the buffers
+ * given), data all zeros; buffer_json is appended verbatim after the parameters. */
+static const char *model_file(const char *name, const char *buffer_json, size_t buffer_bytes) {
+    char json[2048];
+    snprintf(json, sizeof json,
+             "{\"shared.0.weight\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+             "\"shared.0.bias\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[24,32]},"
+             "\"head_rul.weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[32,40]},"
+             "\"head_rul.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[40,44]},"
+             "\"head_health.weight\":{\"dtype\":\"F32\",\"shape\":[3,2],\"data_offsets\":[44,68]},"
+             "\"head_health.bias\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[68,80]}%s}",
+             buffer_json);
+    return with_header(name, json, 80 + buffer_bytes);
 }
 
 static void test_loader_rejects(void **state) {
@@ -300,6 +341,25 @@ static void test_loader_rejects(void **state) {
     expect_reject(with_header("missing_t", "{\"shared.0.weight\":{\"dtype\":\"F32\",\"shape\":[2,3],"
                                            "\"data_offsets\":[0,24]}}", 24),
                   "\"shared.0.bias\" of model TinyDual is missing");
+    /* buffers: all present (the helper itself is right), one missing, one misshapen */
+    const char *both = ",\"shared.1.running_mean\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[80,88]},"
+                       "\"shared.1.running_var\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[88,96]}";
+    float p[20], bufs[4] = {5, 5, 5, 5};
+    char err[MTL_ERR_SIZE] = "";
+    if (mtl_checkpoint_load(model_file("bufs_ok", both, 16), &model, p, bufs, NULL, NULL, err,
+                            sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_true(bufs[0] == 0.0f && bufs[3] == 0.0f);
+    expect_reject(model_file("bufs_missing", ",\"shared.1.running_mean\":{\"dtype\":\"F32\","
+                                             "\"shape\":[2],\"data_offsets\":[80,88]}", 8),
+                  "buffer \"shared.1.running_var\" of model TinyDual is missing");
+    expect_reject(model_file("bufs_shape", ",\"shared.1.running_mean\":{\"dtype\":\"F32\",\"shape\":[2],"
+                                           "\"data_offsets\":[80,88]},\"shared.1.running_var\":{\"dtype\":"
+                                           "\"F32\",\"shape\":[1,2],\"data_offsets\":[88,96]}", 16),
+                  "buffer \"shared.1.running_var\" has shape [1,2], model TinyDual expects [2]");
+    expect_reject(model_file("bufs_moment", ",\"optimizer.exp_avg.shared.1.running_mean\":{\"dtype\":"
+                                            "\"F32\",\"shape\":[2],\"data_offsets\":[80,88]}", 8),
+                  "tensor \"optimizer.exp_avg.shared.1.running_mean\" is not part of model TinyDual");
     free(whole);
 }
 

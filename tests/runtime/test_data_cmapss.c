@@ -1,6 +1,9 @@
 /* C-MAPSS loader tests: labels and normalisation on a hand-made fixture, the real FD001 facts
  * (row/engine counts, labels, raw values, RUL file, validation split) checked against an
- * independent fscanf reader, and every malformed-file diagnostic by its exact text.
+ * independent fscanf reader, and every malformed-file diagnostic by its exact text. Windows:
+ * hand-checked window contents, targets, strides and skipped engines on the fixture, the test
+ * set's last window with padded short engines, predict inputs, the "window longer than every
+ * engine" error, and FD001's 17,731 training windows.
  *
  * The FD001 tests need MTLC_CMAPSS_DIR; without it they are reported as skipped, never passed.
  */
@@ -514,11 +517,260 @@ static void test_fd001_split(void **state) {
     mtl_norm_free(&norm3);
 }
 
+/* ---- windows ---- */
+
+/* s2 of the small fixture z-scored with the training statistics of test_small_labels (python) */
+static double z_s2(double v) { return (v - 111.5125) / (0.6863626956646166 + 1e-8); }
+
+static MtlDataConfig small_window_cfg(int64_t window, int64_t stride) {
+    static const char *const feats[] = {"s2", "setting3"};
+    MtlDataConfig c = base_cfg(join(test_data(), "cmapss_small_train.txt"));
+    c.rul_cap = 3;
+    c.thresholds[0] = 2;
+    c.thresholds[1] = 1;
+    c.n_features = 2;
+    c.features = feats;
+    c.window = window;
+    c.window_stride = stride;
+    return c;
+}
+
+/* Expects window i of d to hold s2 values s2[0..w) (oldest first; setting3 is always 0). */
+static void expect_window(const MtlDataset *d, int64_t i, int w, const double *s2) {
+    for (int j = 0; j < w; j++) {
+        double got = d->x[(i * w + j) * 2];
+        if (fabs(got - z_s2(s2[j])) > 1e-5)
+            fail_msg("window %lld row %d: z %g, expected s2 %g -> %g", (long long)i, j, got, s2[j], z_s2(s2[j]));
+        assert_true(d->x[(i * w + j) * 2 + 1] == 0.0f);
+    }
+}
+
+static void test_small_windows(void **state) {
+    (void)state;
+    /* engine 1: cycles 1..5, s2 110.6 111.1 111.6 112.1 112.6; engine 2: cycles 1, 2, 4,
+     * s2 110.7 111.2 112.2; RUL capped at 3: engine 1 3 3 2 1 0, engine 2 3 2 0 */
+    MtlDataConfig c = small_window_cfg(3, 1);
+    MtlDataset tr, va;
+    MtlNorm norm;
+    assert_int_equal(mtl_data_load_train(&c, &tr, &va, &norm), 0);
+    assert_int_equal(tr.n, 4); /* 5 - 2 + 3 - 2 */
+    assert_int_equal(tr.window, 3);
+    assert_int_equal(tr.n_features, 2);
+    assert_int_equal(tr.input_size, 6);
+    assert_int_equal(tr.n_groups, 2);
+    assert_int_equal(tr.n_skipped, 0);
+    assert_int_equal(va.n, 0);
+    const double w0[3] = {110.6, 111.1, 111.6}, w1[3] = {111.1, 111.6, 112.1}, w2[3] = {111.6, 112.1, 112.6},
+                 w3[3] = {110.7, 111.2, 112.2};
+    expect_window(&tr, 0, 3, w0);
+    expect_window(&tr, 1, 3, w1);
+    expect_window(&tr, 2, 3, w2);
+    expect_window(&tr, 3, 3, w3);
+    const float rul[4] = {2, 1, 0, 0}, cls[4] = {1, 2, 2, 2};
+    const int32_t grp[4] = {1, 1, 1, 2};
+    const int64_t cyc[4] = {3, 4, 5, 4};
+    for (int i = 0; i < 4; i++) {
+        assert_float_equal(tr.y[0][i], rul[i], 0);
+        assert_float_equal(tr.y[1][i], cls[i], 0);
+        assert_int_equal(tr.group[i], grp[i]);
+        assert_int_equal(tr.cycle[i], cyc[i]);
+        assert_int_equal(tr.pad[i], 0);
+    }
+    /* statistics from the rows, as without windows */
+    assert_float_equal(norm.mean[0], 111.5125, 1e-4);
+    assert_int_equal(norm.n, 2);
+    assert_non_null(strstr(tr.source, "windows of 3 cycles (stride 1): 4 windows"));
+
+    /* the test set: the last 3 cycles of each engine; engine 1 (2 cycles: s2 110.6 111.1) and
+     * engine 3 (1 cycle: 110.8) are padded at the front with their first cycle */
+    c.test_path = join(test_data(), "cmapss_small_test.txt");
+    c.rul_path = join(test_data(), "cmapss_small_rul.txt");
+    c.rul_cap = 5;
+    c.thresholds[0] = 6;
+    c.thresholds[1] = 3;
+    MtlDataset te;
+    assert_int_equal(mtl_data_load_test(&c, &norm, &te), 0);
+    assert_int_equal(te.n, 3);
+    assert_int_equal(te.n_groups, 3);
+    assert_int_equal(te.n_padded, 2);
+    const double t0[3] = {110.6, 110.6, 111.1}, t1[3] = {110.7, 111.2, 111.7}, t2[3] = {110.8, 110.8, 110.8};
+    expect_window(&te, 0, 3, t0);
+    expect_window(&te, 1, 3, t1);
+    expect_window(&te, 2, 3, t2);
+    const int32_t pads[3] = {1, 0, 2};
+    const int64_t last[3] = {2, 3, 1};
+    const float capped[3] = {5, 2, 5}, te_cls[3] = {1, 2, 1};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(te.group[i], i + 1);
+        assert_int_equal(te.pad[i], pads[i]);
+        assert_int_equal(te.cycle[i], last[i]);
+        assert_float_equal(te.y[0][i], capped[i], 0);
+        assert_float_equal(te.y[1][i], te_cls[i], 0);
+    }
+    assert_non_null(strstr(te.source, "last 3 cycles of each of 3 engines"));
+    assert_non_null(strstr(te.source, "2 of 3 engines shorter than the window padded"));
+    mtl_dataset_free(&te);
+
+    /* predict inputs: one window ending at every row, padded at each engine's start */
+    assert_int_equal(mtl_data_load_inputs(&c, join(test_data(), "cmapss_small_test.txt"), &norm, &te), 0);
+    assert_int_equal(te.n, 6);
+    assert_int_equal(te.n_targets, 0);
+    const int32_t in_pad[6] = {2, 1, 2, 1, 0, 2};
+    const int64_t in_cyc[6] = {1, 2, 1, 2, 3, 1};
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(te.pad[i], in_pad[i]);
+        assert_int_equal(te.cycle[i], in_cyc[i]);
+    }
+    const double i3[3] = {110.7, 110.7, 111.2};
+    expect_window(&te, 3, 3, i3);
+    mtl_dataset_free(&te);
+    mtl_dataset_free(&tr);
+    mtl_dataset_free(&va);
+    mtl_norm_free(&norm);
+
+    /* stride 2: engine 1 windows end at cycles 3 and 5, engine 2 at its third row */
+    c = small_window_cfg(3, 2);
+    assert_int_equal(mtl_data_load_train(&c, &tr, &va, &norm), 0);
+    assert_int_equal(tr.n, 3);
+    expect_window(&tr, 0, 3, w0);
+    expect_window(&tr, 1, 3, w2);
+    expect_window(&tr, 2, 3, w3);
+    assert_int_equal(tr.cycle[1], 5);
+    mtl_dataset_free(&tr);
+    mtl_dataset_free(&va);
+    mtl_norm_free(&norm);
+
+    /* window 4: engine 2 (3 rows) gives none and is reported; its rows still count for the
+     * statistics (the mean stays that of all 8 rows) */
+    c = small_window_cfg(4, 1);
+    assert_int_equal(mtl_data_load_train(&c, &tr, &va, &norm), 0);
+    assert_int_equal(tr.n, 2);
+    assert_int_equal(tr.n_groups, 1);
+    assert_int_equal(tr.n_skipped, 1);
+    const double v0[4] = {110.6, 111.1, 111.6, 112.1}, v1[4] = {111.1, 111.6, 112.1, 112.6};
+    expect_window(&tr, 0, 4, v0);
+    expect_window(&tr, 1, 4, v1);
+    assert_float_equal(norm.mean[0], 111.5125, 1e-4);
+    assert_non_null(strstr(tr.source, "2 windows, 1 of 2 engines shorter than the window skipped"));
+    mtl_dataset_free(&tr);
+    mtl_dataset_free(&va);
+    mtl_norm_free(&norm);
+}
+
+static void test_window_too_long(void **state) {
+    (void)state;
+    MtlDataConfig c = small_window_cfg(6, 1);
+    MtlDataset tr, va;
+    MtlNorm norm;
+    capture_begin();
+    int rc = mtl_data_load_train(&c, &tr, &va, &norm);
+    const char *err = capture_end();
+    char expect[1024];
+    snprintf(expect, sizeof expect,
+             "%s: error: no engine in cmapss_small_train.txt has 6 cycles: window 6 is longer than every "
+             "engine (the longest has 5)\n",
+             join(test_data(), "cmapss_small_train.txt"));
+    assert_string_equal(err, expect);
+    assert_int_equal(rc, -1);
+    assert_null(tr.x);
+    mtl_dataset_free(&tr);
+    mtl_dataset_free(&va);
+    mtl_norm_free(&norm);
+    /* exactly as long as the longest engine: one window */
+    c = small_window_cfg(5, 1);
+    assert_int_equal(mtl_data_load_train(&c, &tr, &va, &norm), 0);
+    assert_int_equal(tr.n, 1);
+    assert_int_equal(tr.n_skipped, 1);
+    mtl_dataset_free(&tr);
+    mtl_dataset_free(&va);
+    mtl_norm_free(&norm);
+}
+
+static void test_fd001_windows(void **state) {
+    (void)state;
+    const char *dir = cmapss_dir();
+    if (!dir) skip();
+    const char *path = join(dir, "train_FD001.txt");
+    MtlDataConfig c = base_cfg(path);
+    MtlDataset rows, va0, tr, va;
+    MtlNorm norm0, norm;
+    assert_int_equal(mtl_data_load_train(&c, &rows, &va0, &norm0), 0);
+    c.window = 30;
+    assert_int_equal(mtl_data_load_train(&c, &tr, &va, &norm), 0);
+    assert_int_equal(tr.n, 17731); /* 20,631 - 100 x 29 */
+    assert_int_equal(tr.input_size, 30 * 17);
+    assert_int_equal(tr.n_groups, 100);
+    assert_int_equal(tr.n_skipped, 0);
+    assert_int_equal(va.n, 0);
+    /* the same statistics as without windows */
+    assert_memory_equal(norm.mean, norm0.mean, 17 * sizeof(float));
+    assert_memory_equal(norm.std, norm0.std, 17 * sizeof(float));
+    /* every window against the per-row data set: engine blocks found from the engine ids */
+    Raw raw = raw_read(path);
+    int64_t w = 0, start = 0;
+    for (int64_t i = 0; i < raw.n; i++) {
+        if (i > 0 && raw.v[i][0] != raw.v[i - 1][0]) start = i;
+        if (i - start < 29) continue;
+        assert_true(w < tr.n);
+        if (memcmp(tr.x + w * 30 * 17, rows.x + (i - 29) * 17, 30 * 17 * sizeof(float)) != 0)
+            fail_msg("window %lld (rows %lld..%lld) differs", (long long)w, (long long)(i - 29), (long long)i);
+        if (tr.y[0][w] != rows.y[0][i] || tr.y[1][w] != rows.y[1][i] || tr.group[w] != rows.group[i] ||
+            tr.cycle[w] != (int64_t)raw.v[i][1])
+            fail_msg("window %lld: targets/engine/cycle are not those of row %lld", (long long)w, (long long)i);
+        w++;
+    }
+    assert_int_equal(w, 17731);
+    /* engine 1's first window ends at cycle 30: RUL 192 - 30 = 162, capped at 125 */
+    assert_int_equal(tr.cycle[0], 30);
+    assert_float_equal(tr.y[0][0], 125, 0);
+    assert_float_equal(tr.y[0][162], 0, 0); /* engine 1's last window (192 - 29 = 163 of them) */
+    assert_int_equal(tr.group[163], 2);
+    free(raw.v);
+    assert_non_null(strstr(tr.source, "windows of 30 cycles (stride 1): 17731 windows"));
+
+    /* the test set: the last 30 cycles of each of 100 engines (all have at least 31) */
+    c.test_path = join(dir, "test_FD001.txt");
+    c.rul_path = join(dir, "RUL_FD001.txt");
+    MtlDataset te, in;
+    assert_int_equal(mtl_data_load_test(&c, &norm, &te), 0);
+    assert_int_equal(te.n, 100);
+    assert_int_equal(te.n_padded, 0);
+    assert_float_equal(te.y[0][0], 112, 0);
+    c.window = 1;
+    assert_int_equal(mtl_data_load_inputs(&c, c.test_path, &norm, &in), 0);
+    /* engine 1 has 31 cycles: its window is rows 1..30 of the file (0-based) */
+    assert_memory_equal(te.x, in.x + 1 * 17, 30 * 17 * sizeof(float));
+    assert_int_equal(te.cycle[0], 31);
+    mtl_dataset_free(&in);
+    mtl_dataset_free(&te);
+    mtl_dataset_free(&tr);
+    mtl_dataset_free(&va);
+    mtl_norm_free(&norm);
+
+    /* validation by engine: 20 engines' windows held out, together still 17,731 */
+    c.window = 30;
+    c.validation = 0.2f;
+    c.seed = 3;
+    assert_int_equal(mtl_data_load_train(&c, &tr, &va, &norm), 0);
+    assert_int_equal(tr.n_groups, 80);
+    assert_int_equal(va.n_groups, 20);
+    assert_int_equal(tr.n + va.n, 17731);
+    for (int64_t i = 0; i < tr.n; i += 97)
+        for (int64_t j = 0; j < va.n; j++) assert_int_not_equal(tr.group[i], va.group[j]);
+    mtl_dataset_free(&tr);
+    mtl_dataset_free(&va);
+    mtl_norm_free(&norm);
+    mtl_dataset_free(&rows);
+    mtl_dataset_free(&va0);
+    mtl_norm_free(&norm0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_small_labels), cmocka_unit_test(test_bad_rows),   cmocka_unit_test(test_bad_rul),
         cmocka_unit_test(test_bad_config),   cmocka_unit_test(test_fd001_train), cmocka_unit_test(test_fd001_test),
-        cmocka_unit_test(test_fd001_split),
+        cmocka_unit_test(test_fd001_split),  cmocka_unit_test(test_small_windows), cmocka_unit_test(test_window_too_long),
+        cmocka_unit_test(test_fd001_windows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* Synthetic fleet tests: byte-identical output per seed, the loaders reading the built-in fleet
  * exactly as they read its written files, constant columns, RUL running down to 0 in every
- * engine, a 100-engine test fleet with true RUL, the seeded split, and a learnable signal.
+ * engine, a 100-engine test fleet with true RUL, the seeded split, a learnable signal, and
+ * windows (counts and padded test engines checked against the written files).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -256,11 +257,66 @@ static void test_learnable(void **state) {
     mtl_norm_free(&norm);
 }
 
+/* Rows per engine of a written C-MAPSS file, read with sscanf: lens[engine] (engines 1..100). */
+static void engine_lengths(const char *dir, const char *name, int64_t *lens) {
+    size_t len;
+    char *text = read_all(dir, name, &len);
+    memset(lens, 0, 101 * sizeof *lens);
+    for (char *p = text; *p;) {
+        int e;
+        assert_int_equal(sscanf(p, "%d", &e), 1);
+        assert_in_range(e, 1, 100);
+        lens[e]++;
+        char *nl = strchr(p, '\n');
+        assert_non_null(nl);
+        p = nl + 1;
+    }
+    free(text);
+}
+
+static void test_windows(void **state) {
+    (void)state;
+    char dir[] = "/tmp/mtl_synth_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(mtl_synth_write(dir, 2), 0);
+    int64_t train_len[101], test_len[101];
+    engine_lengths(dir, "train_synth.txt", train_len);
+    engine_lengths(dir, "test_synth.txt", test_len);
+    remove_dir(dir);
+
+    MtlDataConfig c = synth_cfg(2);
+    c.window = 30;
+    c.window_stride = 3;
+    MtlDataset tr, va, te;
+    MtlNorm norm;
+    assert_int_equal(mtl_data_load_train(&c, &tr, &va, &norm), 0);
+    int64_t want = 0;
+    for (int e = 1; e <= 100; e++)
+        if (train_len[e] >= 30) want += (train_len[e] - 30) / 3 + 1;
+    assert_int_equal(tr.n, want);
+    assert_int_equal(tr.input_size, 30 * 17);
+    assert_true(tr.synthetic);
+    /* the test fleet, last 100 cycles: engines with fewer rows are padded, none dropped */
+    c.window = 100;
+    assert_int_equal(mtl_data_load_test(&c, &norm, &te), 0);
+    int64_t short_engines = 0;
+    for (int e = 1; e <= 100; e++) short_engines += test_len[e] < 100;
+    assert_true(short_engines > 0 && short_engines < 100);
+    assert_int_equal(te.n, 100);
+    assert_int_equal(te.n_padded, short_engines);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(te.pad[i], test_len[i + 1] < 100 ? 100 - test_len[i + 1] : 0);
+    mtl_dataset_free(&te);
+    mtl_dataset_free(&tr);
+    mtl_dataset_free(&va);
+    mtl_norm_free(&norm);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_write_deterministic), cmocka_unit_test(test_same_path_as_files),
         cmocka_unit_test(test_structure),           cmocka_unit_test(test_split),
-        cmocka_unit_test(test_learnable),
+        cmocka_unit_test(test_learnable),           cmocka_unit_test(test_windows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,7 @@
-/* Model info table: the good fixture parses into the expected struct; each broken variant (made
- * by one textual edit of the fixture) is rejected with a reason naming the problem.
+/* Model info table (ABI 2): the good fixture parses into the expected struct (buffers, acts_fixed,
+ * windows included); good variants (window keys absent, a windowed input) parse with the expected
+ * values; each broken variant (made by one textual edit of the fixture) is rejected with a reason
+ * naming the problem.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -100,7 +102,69 @@ static void test_good(void **state) {
     assert_float_equal(m.data.thresholds[1], 30, 0);
     assert_int_equal(m.data.n_features, 3);
     assert_string_equal(m.data.features[1], "s2");
+    /* ABI 2 */
+    assert_int_equal(m.abi, 2);
+    assert_int_equal(m.acts_fixed, 5);
+    assert_int_equal(m.n_buffer_floats, 4);
+    assert_int_equal(m.n_buffers, 2);
+    assert_string_equal(m.buffers[0].name, "shared.1.running_mean");
+    assert_string_equal(m.buffers[1].name, "shared.1.running_var");
+    assert_int_equal(m.buffers[1].ndim, 1);
+    assert_int_equal(m.buffers[1].shape[0], 2);
+    assert_int_equal(m.buffers[1].offset, 2);
+    assert_int_equal(m.buffers[1].count, 2);
+    assert_int_equal(m.buffers[0].init, MTL_INIT_ZEROS);
+    assert_int_equal(m.buffers[1].init, MTL_INIT_ONES);
+    assert_int_equal(m.data.window, 1);
+    assert_int_equal(m.data.window_stride, 1);
+    /* buffer init: zeros / ones as declared */
+    float buf[4] = {7, 7, 7, 7};
+    mtl_init_buffers(&m, buf);
+    assert_true(buf[0] == 0.0f && buf[1] == 0.0f && buf[2] == 1.0f && buf[3] == 1.0f);
     mtl_model_info_free(&m);
+}
+
+/* Variants that must parse: window keys are optional (default 1), a windowed [T, F] input, a
+ * model without buffers. */
+static void test_good_variants(void **state) {
+    (void)state;
+    MtlModelInfo m;
+    char err[MTL_ERR_SIZE] = "";
+    char *s = edit(", \"window\": 1, \"window_stride\": 1}", "}");
+    if (mtl_model_info_parse(s, &m, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(m.data.window, 1);
+    assert_int_equal(m.data.window_stride, 1);
+    mtl_model_info_free(&m);
+    free(s);
+
+    char *s1 = edit("\"shape\": [3], \"size\": 3", "\"shape\": [3, 1], \"size\": 3");
+    const char *at = strstr(s1, "\"window\": 1, \"window_stride\": 1");
+    assert_non_null(at);
+    const char *w3 = "\"window\": 3, \"window_stride\": 2"; /* same length */
+    memcpy((char *)at, w3, strlen(w3));
+    if (mtl_model_info_parse(s1, &m, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(m.data.window, 3);
+    assert_int_equal(m.data.window_stride, 2);
+    assert_int_equal(m.input_ndim, 2);
+    assert_int_equal(m.input_shape[0], 3);
+    assert_int_equal(m.input_shape[1], 1);
+    mtl_model_info_free(&m);
+    free(s1);
+
+    const char *b0 = strstr(good, "  \"buffers\": [");
+    const char *b1 = strstr(good, "  \"groups\": [");
+    assert_true(b0 && b1 && b0 < b1);
+    char *s2 = malloc(strlen(good) + 64);
+    size_t pre = (size_t)(b0 - good);
+    memcpy(s2, good, pre);
+    strcpy(s2 + pre, "  \"buffers\": [],\n");
+    strcat(s2, b1);
+    /* the region may stay declared even with no buffer in it */
+    if (mtl_model_info_parse(s2, &m, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(m.n_buffers, 0);
+    assert_int_equal(m.n_buffer_floats, 4);
+    mtl_model_info_free(&m);
+    free(s2);
 }
 
 typedef struct Broken {
@@ -108,7 +172,7 @@ typedef struct Broken {
 } Broken;
 
 static const Broken broken[] = {
-    {"\"abi\": 1", "\"abi\": 2", "ABI version 2"},
+    {"\"abi\": 2", "\"abi\": 1", "ABI version 1, this runtime implements 2"},
     {"\"name\": \"TinyDual\",", "", "missing key \"name\""},
     {"\"n_params\": 20", "\"n_params\": 21", "groups cover 20 parameters but n_params is 21"},
     {"\"shape\": [2, 3], \"offset\": 0, \"count\": 6", "\"shape\": [2, 3], \"offset\": 0, \"count\": 5",
@@ -127,6 +191,26 @@ static const Broken broken[] = {
     {"\"lr\": null", "\"lr\": \"fast\"", "\"lr\" must be a positive number or null"},
     {"\"trainable\": true", "\"trainable\": 1", "must be true or false"},
     {"{\n  \"abi\"", "[\n  \"abi\"", "not valid JSON"},
+    /* ABI 2: acts_fixed, buffers, windows */
+    {"\"acts_fixed\": 5, ", "", "missing key \"acts_fixed\""},
+    {"\"n_buffer_floats\": 4", "\"n_buffer_floats\": -1", "\"n_buffer_floats\" must be an integer >= 0"},
+    {"\"n_buffer_floats\": 4", "\"n_buffer_floats\": 3",
+     "buffer \"shared.1.running_var\": ends at 4 beyond n_buffer_floats 3"},
+    {"\"buffers\": [", "\"buffers_\": [", "missing key \"buffers\""},
+    {"\"shape\": [2], \"offset\": 2, \"count\": 2", "\"shape\": [2], \"offset\": 2, \"count\": 3",
+     "buffer \"shared.1.running_var\": count 3 does not match shape (2)"},
+    {"\"offset\": 2, \"count\": 2, \"init\"", "\"offset\": 1, \"count\": 2, \"init\"",
+     "buffer \"shared.1.running_var\": offset 1 overlaps the previous buffer"},
+    {"\"count\": 2, \"init\": \"ones\"", "\"count\": 2, \"init\": \"uniform\"",
+     "unknown buffer init \"uniform\""},
+    {"\"name\": \"shared.1.running_var\"", "\"name\": \"shared.0.bias\"",
+     "buffer \"shared.0.bias\" has the name of a tensor"},
+    {"\"name\": \"shared.1.running_var\"", "\"name\": \"shared.1.running_mean\"",
+     "buffer \"shared.1.running_mean\" appears twice"},
+    {"\"window\": 1,", "\"window\": 0,", "\"window\" must be an integer >= 1"},
+    {"\"window_stride\": 1", "\"window_stride\": 1.5", "\"window_stride\" must be an integer >= 1"},
+    {"\"window\": 1,", "\"window\": 2,",
+     "window 2 needs an input of shape [2, F], input \"x\" has shape [3]"},
 };
 
 static void test_broken(void **state) {
@@ -146,6 +230,7 @@ static void test_broken(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good),
+        cmocka_unit_test(test_good_variants),
         cmocka_unit_test(test_broken),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

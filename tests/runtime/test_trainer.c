@@ -2,9 +2,13 @@
  * (fixtures/tiny_model.c) linked with mtlrt + mtlrt_main into runtime_tiny_trainer, run as a
  * subprocess on the synthetic fleet (and on a slice of C-MAPSS FD001 when MTLC_CMAPSS_DIR has it).
  * Checks exit statuses (0 / 1 / 2), the JSON Lines log, that the loss falls, the checkpoint
- * (exists, loads, identical for the same seed), that failed runs write no checkpoint and keep an
- * earlier one, eval --json and predict's CSV. The model's hand-derived gradients are checked
- * against central differences first, since everything else depends on them.
+ * (exists, loads, identical for the same seed, holds the trained buffers which eval then uses),
+ * that failed runs write no checkpoint and keep an earlier one, eval --json and predict's CSV.
+ * The windowed build of the model (input [5, 17]) checks windows end to end: padded short test
+ * engines reported in text and JSON, predict's engine,cycle,padded columns, the "window longer
+ * than every engine" error, and a spec whose input does not match its features (exit 1).
+ * The model's hand-derived gradients are checked against central differences first, since
+ * everything else depends on them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -53,15 +57,12 @@ typedef struct Run {
     char *out, *err;
 } Run;
 
-/* Runs the test trainer with the given arguments (NULL-terminated), capturing stdout/stderr. */
-static Run run(const char *arg0, ...) {
+/* Runs a test trainer with the given arguments (NULL-terminated), capturing stdout/stderr. */
+static Run runv(const char *bin, const char *arg0, va_list ap) {
     const char *argv[32];
     int n = 0;
-    argv[n++] = TINY_TRAINER;
-    va_list ap;
-    va_start(ap, arg0);
+    argv[n++] = bin;
     for (const char *a = arg0; a && n < 31; a = va_arg(ap, const char *)) argv[n++] = a;
-    va_end(ap);
     argv[n] = NULL;
     const char *out = path_in("stdout.txt"), *err = path_in("stderr.txt");
     fflush(NULL);
@@ -71,7 +72,7 @@ static Run run(const char *arg0, ...) {
         int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0) _exit(127);
-        execv(TINY_TRAINER, (char *const *)argv);
+        execv(bin, (char *const *)argv);
         _exit(127);
     }
     int ws;
@@ -81,6 +82,32 @@ static Run run(const char *arg0, ...) {
     /* in the sanitizer build a report may hide behind an expected exit status 1 */
     if (r.err && (strstr(r.err, "Sanitizer") || strstr(r.err, "runtime error:")))
         fail_msg("sanitizer report from the trainer:\n%s", r.err);
+    return r;
+}
+
+static Run run(const char *arg0, ...) {
+    va_list ap;
+    va_start(ap, arg0);
+    Run r = runv(TINY_TRAINER, arg0, ap);
+    va_end(ap);
+    return r;
+}
+
+/* the windowed model (input [5, 17], window 5) */
+static Run run_window(const char *arg0, ...) {
+    va_list ap;
+    va_start(ap, arg0);
+    Run r = runv(TINY_WINDOW_TRAINER, arg0, ap);
+    va_end(ap);
+    return r;
+}
+
+/* the windowed model whose spec lists 16 features */
+static Run run_window_bad(const char *arg0, ...) {
+    va_list ap;
+    va_start(ap, arg0);
+    Run r = runv(TINY_WINDOW_BAD_TRAINER, arg0, ap);
+    va_end(ap);
     return r;
 }
 
@@ -123,7 +150,9 @@ static void test_model_gradients(void **state) {
     enum { B = 5 };
     float *params = calloc((size_t)m.n_params, sizeof(float));
     float *grads = calloc((size_t)m.n_params, sizeof(float));
-    float *acts = calloc((size_t)(m.acts_per_sample * B), sizeof(float));
+    float *acts = calloc((size_t)(m.acts_per_sample * B + m.acts_fixed), sizeof(float));
+    float *bufs = calloc((size_t)m.n_buffer_floats, sizeof(float));
+    mtl_init_buffers(&m, bufs);
     float input[B * 17], yr[B], yc[B] = {0, 2, 1, 1, 0}, losses[2], w[2] = {0.3f, 0.7f};
     MtlRng rng;
     mtl_rng_seed(&rng, 42);
@@ -133,7 +162,8 @@ static void test_model_gradients(void **state) {
     for (int i = 0; i < B; i++) yr[i] = 3.0f * mtl_rng_uniform(&rng);
     const float *targets[2] = {yr, yc};
     MtlStep s = {.batch = B, .training = 1, .params = params, .grads = grads, .acts = acts,
-                 .input = input, .targets = targets, .losses = losses, .task_weights = w};
+                 .input = input, .targets = targets, .losses = losses, .task_weights = w,
+                 .buffers = bufs};
     total_loss(&s, w);
     mtl_model_backward(&s);
     for (int i = 0; i < m.n_params; i++) {
@@ -151,6 +181,7 @@ static void test_model_gradients(void **state) {
     free(params);
     free(grads);
     free(acts);
+    free(bufs);
     mtl_model_info_free(&m);
 }
 
@@ -281,18 +312,22 @@ static void test_train_synthetic(void **state) {
     assert_int_equal(mtl_model_info_parse(mtl_model_json, &m, err, sizeof err), 0);
     float *p = calloc((size_t)m.n_params, sizeof(float));
     MtlMeta meta = {0};
-    int rc = mtl_checkpoint_load(path_in("run1/model.safetensors"), &m, p, NULL, &meta, err,
+    float bufs[8];
+    int rc = mtl_checkpoint_load(path_in("run1/model.safetensors"), &m, p, bufs, NULL, &meta, err,
                                  sizeof err);
     if (rc) fail_msg("%s", err);
+    /* the running statistics were trained: no longer their init (mean 0, var 1) */
+    for (int a = 0; a < 4; a++) {
+        assert_true(bufs[a] != 0.0f);
+        assert_true(bufs[4 + a] != 1.0f && bufs[4 + a] > 0.0f);
+    }
+    assert_string_equal(mtl_meta_get(&meta, "window"), "1");
     assert_string_equal(mtl_meta_get(&meta, "model"), "TinyLinear");
     assert_string_equal(mtl_meta_get(&meta, "epoch"), "4");
     assert_string_equal(mtl_meta_get(&meta, "seed"), "3");
     assert_string_equal(mtl_meta_get(&meta, "synthetic"), "true");
     assert_non_null(mtl_meta_get(&meta, "norm_mean"));
     assert_non_null(mtl_meta_get(&meta, "optimizer.step.shared"));
-    mtl_meta_free(&meta);
-    free(p);
-    mtl_model_info_free(&m);
 
     /* same seed: same log (but for wall time) and the very same checkpoint bytes */
     r = run("train", "-e", "4", "-b", "32", "--lr", "0.02", "-s", "3", "-o", path_in("run2"),
@@ -330,6 +365,38 @@ static void test_train_synthetic(void **state) {
     assert_memory_equal(c1, c1b, (size_t)n1);
     free(c1b);
     free(c1);
+
+    /* eval uses the checkpoint's running statistics: the same weights with the running mean
+     * moved by 1000 change the health head (which centres with it) but not the RUL head */
+    MtlMeta keep = {0};
+    for (int i = 0; i < meta.n; i++)
+        if (strncmp(meta.key[i], "optimizer.", 10) && strcmp(meta.key[i], "format"))
+            mtl_meta_set(&keep, meta.key[i], meta.value[i]);
+    for (int a = 0; a < 4; a++) bufs[a] += 1000.0f;
+    if (mtl_checkpoint_save(path_in("moved.safetensors"), &m, p, bufs, NULL, &keep, err, sizeof err))
+        fail_msg("%s", err);
+    mtl_meta_free(&keep);
+    mtl_meta_free(&meta);
+    free(p);
+    mtl_model_info_free(&m);
+    Run e1 = run("eval", "-c", path_in("run1/model.safetensors"), "--json", NULL);
+    Run e2 = run("eval", "-c", path_in("moved.safetensors"), "--json", NULL);
+    expect_status(&e1, 0);
+    expect_status(&e2, 0);
+    cJSON *j1 = cJSON_Parse(e1.out), *j2 = cJSON_Parse(e2.out);
+    assert_non_null(j1);
+    assert_non_null(j2);
+    assert_true(cJSON_GetObjectItem(j1, "rmse")->valuedouble == cJSON_GetObjectItem(j2, "rmse")->valuedouble);
+    char *cf1 = cJSON_PrintUnformatted(cJSON_GetObjectItem(j1, "confusion"));
+    char *cf2 = cJSON_PrintUnformatted(cJSON_GetObjectItem(j2, "confusion"));
+    if (!strcmp(cf1, cf2)) fail_msg("moving the running mean did not change eval: %s", cf1);
+    assert_int_equal(cJSON_GetObjectItem(j1, "padded")->valueint, 0);
+    free(cf1);
+    free(cf2);
+    cJSON_Delete(j1);
+    cJSON_Delete(j2);
+    run_free(&e1);
+    run_free(&e2);
     /* ... and into a fresh directory: nothing is created */
     r = run("train", "--train", path_in("nope/train_FD001.txt"), "-o", path_in("run4"), NULL);
     expect_status(&r, 1);
@@ -390,6 +457,130 @@ static void test_train_synthetic(void **state) {
     assert_int_equal(rows, 1 + 7);
     assert_int_equal(strncmp(strchr(csv, '\n') + 1, "1,", 2), 0);
     free(csv);
+}
+
+/* ---- windows -------------------------------------------------------------------------------- */
+
+/* A C-MAPSS row of engine e, cycle c with s2 = 642 + c/100 (the other columns FD001-like). */
+static void cmapss_row(FILE *f, int e, int c) {
+    fprintf(f, "%d %d -0.0007 -0.0004 100.0 518.67 %.2f 1589.7 1400.6 14.62 21.61 554.36 2388.06 "
+               "9046.19 1.3 47.47 521.66 2388.02 8138.62 8.4195 0.03 392 2388 100.0 39.06 23.4190\n",
+            e, c, 642.0 + c / 100.0);
+}
+
+static void test_windowed(void **state) {
+    (void)state;
+    /* train on the synthetic fleet: every test engine has at least 31 cycles, none padded */
+    Run r = run_window("train", "-e", "2", "-b", "64", "--lr", "0.02", "-o", path_in("win"), NULL);
+    expect_status(&r, 0);
+    assert_non_null(strstr(r.err, "windows of 5 cycles (stride 1)"));
+    assert_non_null(strstr(r.err, "0 of 100 test engines shorter than the window (5 cycles) were padded "
+                                  "by repeating their first cycle"));
+    assert_non_null(strstr(r.err, "engines evaluated: 100 (last 5 cycles of each)"));
+    char *t = strstr(r.out, "{\"test\":");
+    assert_non_null(t);
+    cJSON *j = cJSON_Parse(t);
+    assert_non_null(j);
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "test"), "padded")->valueint, 0);
+    cJSON_Delete(j);
+    run_free(&r);
+
+    /* a test file with a 3-cycle engine (padded) and a 7-cycle one */
+    FILE *f = fopen(path_in("wtest.txt"), "w");
+    for (int c = 1; c <= 3; c++) cmapss_row(f, 1, c);
+    for (int c = 1; c <= 7; c++) cmapss_row(f, 2, c);
+    fclose(f);
+    f = fopen(path_in("wrul.txt"), "w");
+    fputs("40\n90\n", f);
+    fclose(f);
+    r = run_window("eval", "-c", path_in("win/model.safetensors"), "--test", path_in("wtest.txt"), "--rul",
+                   path_in("wrul.txt"), "--json", NULL);
+    expect_status(&r, 0);
+    j = cJSON_Parse(r.out);
+    if (!j) fail_msg("eval --json printed: %s", r.out);
+    assert_int_equal(cJSON_GetObjectItem(j, "engines")->valueint, 2);
+    assert_int_equal(cJSON_GetObjectItem(j, "padded")->valueint, 1);
+    cJSON_Delete(j);
+    assert_non_null(strstr(r.err, "1 of 2 test engines shorter than the window (5 cycles) were padded by "
+                                  "repeating their first cycle"));
+    run_free(&r);
+    r = run_window("eval", "-c", path_in("win/model.safetensors"), "--test", path_in("wtest.txt"), "--rul",
+                   path_in("wrul.txt"), NULL);
+    expect_status(&r, 0);
+    assert_non_null(strstr(r.out, "1 of 2 test engines shorter than the window (5 cycles) were padded"));
+    run_free(&r);
+
+    /* predict: a row per cycle, with engine, cycle and how many rows were padded */
+    r = run_window("predict", "-c", path_in("win/model.safetensors"), "--input", path_in("wtest.txt"), "-o",
+                   path_in("wpred.csv"), NULL);
+    expect_status(&r, 0);
+    assert_non_null(strstr(r.err, "7 of 10 predictions"));
+    run_free(&r);
+    char *csv = slurp(path_in("wpred.csv"), NULL);
+    assert_non_null(csv);
+    const char *want_rows[] = {"engine,cycle,padded,rul,health,health_p0,health_p1,health_p2",
+                               "1,1,4,", "1,2,3,", "1,3,2,", "2,1,4,", "2,2,3,", "2,3,2,", "2,4,1,",
+                               "2,5,0,", "2,6,0,", "2,7,0,"};
+    char *line = csv;
+    for (size_t i = 0; i < sizeof want_rows / sizeof want_rows[0]; i++) {
+        assert_non_null(line);
+        if (strncmp(line, want_rows[i], strlen(want_rows[i])) != 0)
+            fail_msg("predict row %zu: %.60s, expected %s", i, line, want_rows[i]);
+        line = strchr(line, '\n');
+        if (line) line++;
+    }
+    assert_true(line && *line == '\0');
+    free(csv);
+
+    /* a training file whose engines are all shorter than the window */
+    f = fopen(path_in("short_train.txt"), "w");
+    for (int e = 1; e <= 2; e++)
+        for (int c = 1; c <= 3; c++) cmapss_row(f, e, c);
+    fclose(f);
+    r = run_window("train", "--train", path_in("short_train.txt"), "-o", path_in("win_short"), NULL);
+    expect_status(&r, 1);
+    assert_non_null(strstr(r.err, "short_train.txt: error: no engine in short_train.txt has 5 cycles: "
+                                  "window 5 is longer than every engine (the longest has 3)"));
+    run_free(&r);
+    struct stat st;
+    assert_int_equal(stat(path_in("win_short"), &st), -1);
+
+    /* a spec whose input [5, 17] does not match its 16 features: a clear error, nothing written */
+    r = run_window_bad("train", "-e", "1", "-o", path_in("win_bad"), NULL);
+    expect_status(&r, 1);
+    assert_non_null(strstr(r.err, "input x has shape [5, 17] (85 floats per sample)"));
+    assert_non_null(strstr(r.err, "16 features per cycle (window 5 x 16 = 80)"));
+    assert_int_equal(strchr(r.err, '\n') - r.err + 1, (long)strlen(r.err)); /* one line */
+    run_free(&r);
+    assert_int_equal(stat(path_in("win_bad"), &st), -1);
+    /* ... and the same check on a checkpoint: the bad build reading the good build's checkpoint
+     * is refused by model name before anything else */
+    r = run_window_bad("eval", "-c", path_in("win/model.safetensors"), NULL);
+    expect_status(&r, 1);
+    run_free(&r);
+    /* a checkpoint whose feature list (16) does not fit the model's [5, 17] input */
+    MtlSafetensors ck;
+    char err[MTL_ERR_SIZE];
+    if (mtl_safetensors_read(path_in("win/model.safetensors"), &ck, err, sizeof err)) fail_msg("%s", err);
+    MtlNamedTensor *ts = calloc((size_t)ck.n, sizeof *ts);
+    for (int i = 0; i < ck.n; i++) {
+        ts[i].name = ck.tensors[i].name;
+        ts[i].ndim = ck.tensors[i].ndim;
+        memcpy(ts[i].shape, ck.tensors[i].shape, sizeof ts[i].shape);
+        ts[i].data = (const float *)(ck.data + ck.tensors[i].begin);
+    }
+    mtl_meta_set(&ck.meta, "features", "[\"setting1\",\"setting2\",\"setting3\",\"s2\",\"s3\",\"s4\",\"s7\","
+                                       "\"s8\",\"s9\",\"s11\",\"s12\",\"s13\",\"s14\",\"s15\",\"s17\",\"s20\"]");
+    if (mtl_safetensors_write(path_in("win16.safetensors"), ts, ck.n, &ck.meta, err, sizeof err))
+        fail_msg("%s", err);
+    free(ts);
+    mtl_safetensors_free(&ck);
+    r = run_window("predict", "-c", path_in("win16.safetensors"), "--input", path_in("wtest.txt"), NULL);
+    expect_status(&r, 1);
+    assert_non_null(strstr(r.err, "model TinyWindow's input x has shape [5, 17] (85 floats per sample), but the "
+                                  "data has 16 features per cycle (window 5 x 16 = 80)"));
+    assert_string_equal(r.out, "");
+    run_free(&r);
 }
 
 /* ---- a slice of the real FD001 ------------------------------------------------------------- */
@@ -468,6 +659,7 @@ int main(void) {
         cmocka_unit_test(test_blas_choice),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_train_synthetic),
+        cmocka_unit_test(test_windowed),
         cmocka_unit_test(test_train_cmapss_slice),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,158 @@
+/* One LSTM layer in one direction, forward and backward (contract in seq_kernels.h).
+ *
+ * Forward: one sgemm projects every (b, t) row of x into the gates at once; then each time step
+ * adds h_{t−1}·W_hhᵀ for all B rows in one sgemm that reads h_{t−1} straight out of y and writes
+ * straight into the gate rows (the rows of one step are T rows apart, hence lda/ldc strides
+ * instead of copies), and the gate nonlinearities and the cell update run in a plain loop.
+ * Backward walks the steps in the opposite order of the forward pass, keeps dgates for every
+ * step in scratch and finishes with one sgemm each for dW_ih and dx over all B·T rows.
+ * Deliberately not here: stacking layers, bidirectional concatenation beyond writing into a
+ * column window of y (the caller runs the two directions), initial states other than zero,
+ * projections (proj_size), and any allocation.
+ */
+#include "seq_kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+
+/* OpenBLAS's cblas.h pulls in <complex.h>, whose macro I (the imaginary unit) would replace the
+ * input-width argument I of the legend; nothing here uses complex numbers. */
+#undef I
+
+static inline float lstm_sigmoid(float z) { return 1.0f / (1.0f + expf(-z)); }
+
+/* Only backward needs scratch: dgates [B, T, G] for the weight products after the loop, and
+ * the carried dh [B, H] and dc [B, H] between steps. Forward needs none (gates and cell hold
+ * all of its state). */
+MtkScratch mtk_lstm_scratch(int64_t T, int64_t I, int64_t H) {
+    (void)I;
+    MtkScratch s = {T * 4 * H + 2 * H, 0};
+    return s;
+}
+
+void mtk_lstm_forward(float *restrict y,           /* [B, T, Dout], writes columns [col, col + H) */
+                      float *restrict gates,       /* [B, T, G] saved: σ(i), σ(f), tanh(g), σ(o) */
+                      float *restrict cell,        /* [B, T, H] saved: c_t */
+                      float *restrict scratch,     /* unused (mtk_lstm_scratch covers backward) */
+                      const float *restrict x,     /* [B, T, I] */
+                      const float *restrict w_ih,  /* [G, I] */
+                      const float *restrict w_hh,  /* [G, H] */
+                      const float *restrict b_ih,  /* [G] or NULL */
+                      const float *restrict b_hh,  /* [G] or NULL */
+                      int64_t B, int64_t T, int64_t I, int64_t H, int64_t Dout, int64_t col, int reverse) {
+    (void)scratch;
+    const int64_t G = 4 * H, R = B * T;
+
+    /* gates = b_ih + b_hh, then += x·W_ihᵀ for all rows: the input path has no recurrence */
+    for (int64_t r = 0; r < R; r++) {
+        float *g = gates + r * G;
+        for (int64_t j = 0; j < G; j++) g[j] = (b_ih ? b_ih[j] : 0.0f) + (b_hh ? b_hh[j] : 0.0f);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)G, (int)I, 1.0f, x, (int)I, w_ih, (int)I,
+                1.0f, gates, (int)G);
+
+    for (int64_t s = 0; s < T; s++) {
+        const int64_t t = reverse ? T - 1 - s : s;
+        const int64_t tp = reverse ? t + 1 : t - 1; /* the step processed just before (valid if s > 0) */
+        if (s > 0) /* gates[:, t] += h_{tp}·W_hhᵀ; h_0 = 0 contributes nothing at s = 0 */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)G, (int)H, 1.0f, y + tp * Dout + col,
+                        (int)(T * Dout), w_hh, (int)H, 1.0f, gates + t * G, (int)(T * G));
+        for (int64_t b = 0; b < B; b++) {
+            float *restrict g = gates + (b * T + t) * G;
+            float *restrict c = cell + (b * T + t) * H;
+            /* c_{tp}; at the first step there is none (c_0 = 0), and forming cell + (b·T − 1)·H would
+             * point outside the array */
+            const float *restrict cp = s > 0 ? cell + (b * T + tp) * H : NULL;
+            float *restrict h = y + (b * T + t) * Dout + col;
+            for (int64_t k = 0; k < H; k++) {
+                float gi = lstm_sigmoid(g[k]);
+                float gf = lstm_sigmoid(g[H + k]);
+                float gg = tanhf(g[2 * H + k]);
+                float go = lstm_sigmoid(g[3 * H + k]);
+                g[k] = gi, g[H + k] = gf, g[2 * H + k] = gg, g[3 * H + k] = go;
+                float cv = gi * gg + (cp ? gf * cp[k] : 0.0f);
+                c[k] = cv;
+                h[k] = go * tanhf(cv);
+            }
+        }
+    }
+}
+
+void mtk_lstm_backward(float *restrict dx,           /* [B, T, I] or NULL */
+                       float *restrict dw_ih,        /* [G, I] or NULL */
+                       float *restrict dw_hh,        /* [G, H] or NULL */
+                       float *restrict db_ih,        /* [G] or NULL */
+                       float *restrict db_hh,        /* [G] or NULL */
+                       float *restrict scratch,      /* mtk_lstm_scratch(T, I, H) */
+                       const float *restrict dy,     /* [B, T, Dout], this direction's columns [col, col + H) */
+                       const float *restrict y,      /* [B, T, Dout] forward output (h_{t−1} source) */
+                       const float *restrict gates,  /* [B, T, G] saved, after nonlinearities */
+                       const float *restrict cell,   /* [B, T, H] saved */
+                       const float *restrict x,      /* [B, T, I] */
+                       const float *restrict w_ih,   /* [G, I] */
+                       const float *restrict w_hh,   /* [G, H] */
+                       int64_t B, int64_t T, int64_t I, int64_t H, int64_t Dout, int64_t col, int reverse,
+                       int accumulate_dx, int accumulate_params) {
+    const int64_t G = 4 * H, R = B * T;
+    float *dgates = scratch;       /* [B, T, G] gradient w.r.t. the pre-activation gates */
+    float *dh = dgates + R * G;    /* [B, H] dL/dh_t arriving from the next processed step */
+    float *dc = dh + B * H;        /* [B, H] dL/dc_t arriving from the next processed step */
+    for (int64_t j = 0; j < B * H; j++) dh[j] = dc[j] = 0.0f;
+    /* dW_hh gathers one product per step, so it is cleared once rather than by a beta = 0 sgemm
+     * (with T = 1 there is no product at all and it must still be overwritten) */
+    if (dw_hh && !accumulate_params)
+        for (int64_t j = 0; j < G * H; j++) dw_hh[j] = 0.0f;
+
+    for (int64_t s = T - 1; s >= 0; s--) {
+        const int64_t t = reverse ? T - 1 - s : s;
+        const int64_t tp = reverse ? t + 1 : t - 1;
+        for (int64_t b = 0; b < B; b++) {
+            const float *restrict g = gates + (b * T + t) * G;
+            const float *restrict c = cell + (b * T + t) * H;
+            const float *restrict cp = s > 0 ? cell + (b * T + tp) * H : NULL; /* c_{tp}, none at s = 0 */
+            const float *restrict dyt = dy + (b * T + t) * Dout + col;
+            float *restrict dg = dgates + (b * T + t) * G;
+            float *restrict dhb = dh + b * H;
+            float *restrict dcb = dc + b * H;
+            for (int64_t k = 0; k < H; k++) {
+                float gi = g[k], gf = g[H + k], gg = g[2 * H + k], go = g[3 * H + k];
+                float tc = tanhf(c[k]);
+                float dhv = dyt[k] + dhb[k];
+                float dcv = dcb[k] + dhv * go * (1.0f - tc * tc);
+                float cprev = cp ? cp[k] : 0.0f;
+                /* chain through each nonlinearity using its saved output */
+                dg[k] = dcv * gg * gi * (1.0f - gi);
+                dg[H + k] = dcv * cprev * gf * (1.0f - gf);
+                dg[2 * H + k] = dcv * gi * (1.0f - gg * gg);
+                dg[3 * H + k] = dhv * tc * go * (1.0f - go);
+                dcb[k] = dcv * gf;
+            }
+        }
+        if (s > 0) {
+            /* dh_{tp} [B, H] = dgates_t [B, G] · W_hh [G, H]; overwrites: dy of tp is added in the loop */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)H, (int)G, 1.0f, dgates + t * G,
+                        (int)(T * G), w_hh, (int)H, 0.0f, dh, (int)H);
+            /* dW_hh [G, H] += dgates_tᵀ [G, B] · h_{tp} [B, H] */
+            if (dw_hh)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)G, (int)H, (int)B, 1.0f, dgates + t * G,
+                            (int)(T * G), y + tp * Dout + col, (int)(T * Dout), 1.0f, dw_hh, (int)H);
+        }
+    }
+
+    /* both biases enter the pre-activation alike; the sum over B·T rows runs in double */
+    if (db_ih || db_hh)
+        for (int64_t j = 0; j < G; j++) {
+            double acc = 0.0;
+            for (int64_t r = 0; r < R; r++) acc += dgates[r * G + j];
+            if (db_ih) db_ih[j] = accumulate_params ? db_ih[j] + (float)acc : (float)acc;
+            if (db_hh) db_hh[j] = accumulate_params ? db_hh[j] + (float)acc : (float)acc;
+        }
+    /* dW_ih [G, I] (+)= dgatesᵀ [G, R] · x [R, I] */
+    if (dw_ih)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)G, (int)I, (int)R, 1.0f, dgates, (int)G, x, (int)I,
+                    accumulate_params ? 1.0f : 0.0f, dw_ih, (int)I);
+    /* dx [R, I] (+)= dgates [R, G] · W_ih [G, I] */
+    if (dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)I, (int)G, 1.0f, dgates, (int)G, w_ih,
+                    (int)I, accumulate_dx ? 1.0f : 0.0f, dx, (int)I);
+}
