@@ -17,6 +17,7 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,11 @@ static const CgEmit cg_emitters[IR_OP_COUNT] = {
 #undef CG_ENTRY
 };
 
-LLVMValueRef cg_i32(CgCtx *c, long long v) { return LLVMConstInt(c->t_i32, (unsigned long long)v, 1); }
+LLVMValueRef cg_i32(CgCtx *c, long long v) {
+    /* sema bounds every size far below this; a wider value would be silently truncated */
+    if (v < INT32_MIN || v > INT32_MAX) internal_error("constant %lld does not fit a 32-bit argument", v);
+    return LLVMConstInt(c->t_i32, (unsigned long long)v, 1);
+}
 LLVMValueRef cg_i64(CgCtx *c, long long v) { return LLVMConstInt(c->t_i64, (unsigned long long)v, 1); }
 LLVMValueRef cg_f32(CgCtx *c, double v) { return LLVMConstReal(c->t_f32, v); }
 LLVMValueRef cg_null(CgCtx *c) { return LLVMConstNull(c->t_ptr); }
@@ -88,10 +93,24 @@ LLVMValueRef cg_call(CgCtx *c, const char *name, LLVMValueRef *args, unsigned n)
     return LLVMBuildCall2(c->b, ft, fn, args, n, "");
 }
 
+/* An i32 argument of cblas_sgemm that is a constant must be a size in [0, INT32_MAX]: sema
+ * should have refused any model where it is not, so this is a compiler bug, never a user error. */
+static void check_sgemm_arg(LLVMValueRef v, const char *what) {
+    if (!LLVMIsAConstantInt(v)) return; /* the run-time rows (batch · time) */
+    long long x = LLVMConstIntGetSExtValue(v);
+    if (x < 0 || x > INT32_MAX) internal_error("cblas_sgemm %s = %lld is not a 32-bit size", what, x);
+}
+
 void cg_sgemm(CgCtx *c, int trans_a, int trans_b, LLVMValueRef M, LLVMValueRef N, LLVMValueRef K,
               LLVMValueRef A, LLVMValueRef lda, LLVMValueRef Bm, LLVMValueRef ldb, float beta,
               LLVMValueRef C, LLVMValueRef ldc) {
     enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+    check_sgemm_arg(M, "M");
+    check_sgemm_arg(N, "N");
+    check_sgemm_arg(K, "K");
+    check_sgemm_arg(lda, "lda");
+    check_sgemm_arg(ldb, "ldb");
+    check_sgemm_arg(ldc, "ldc");
     LLVMValueRef fn = LLVMGetNamedFunction(c->mod, "cblas_sgemm");
     LLVMTypeRef params[] = {c->t_i32, c->t_i32, c->t_i32, c->t_i32, c->t_i32, c->t_i32, c->t_f32,
                             c->t_ptr, c->t_i32, c->t_ptr, c->t_i32, c->t_f32, c->t_ptr, c->t_i32};
@@ -259,29 +278,21 @@ int cg_compile(const IrGraph *g, const CgOptions *opt) {
         }
     }
 
+    /* Everything is produced in memory and written through the caller's stream, which checks
+     * the writes (LLVM's own file output aborts the process on an I/O error). */
     if (opt->output == CG_OUT_LLVM) {
-        if (!strcmp(opt->path, "-")) {
-            char *s = LLVMPrintModuleToString(c.mod);
-            fputs(s, stdout);
-            LLVMDisposeMessage(s);
-        } else if (LLVMPrintModuleToFile(c.mod, opt->path, &err)) {
-            fprintf(stderr, "mtlc: error: cannot write %s: %s\n", opt->path, err);
-            goto out;
-        }
+        char *s = LLVMPrintModuleToString(c.mod);
+        fputs(s, opt->out);
+        LLVMDisposeMessage(s);
     } else {
         LLVMCodeGenFileType ft = opt->output == CG_OUT_ASM ? LLVMAssemblyFile : LLVMObjectFile;
-        if (!strcmp(opt->path, "-")) {
-            LLVMMemoryBufferRef mb;
-            if (LLVMTargetMachineEmitToMemoryBuffer(tm, c.mod, ft, &err, &mb)) {
-                fprintf(stderr, "mtlc: error: code generation failed: %s\n", err);
-                goto out;
-            }
-            fwrite(LLVMGetBufferStart(mb), 1, LLVMGetBufferSize(mb), stdout);
-            LLVMDisposeMemoryBuffer(mb);
-        } else if (LLVMTargetMachineEmitToFile(tm, c.mod, (char *)opt->path, ft, &err)) {
-            fprintf(stderr, "mtlc: error: cannot write %s: %s\n", opt->path, err);
+        LLVMMemoryBufferRef mb;
+        if (LLVMTargetMachineEmitToMemoryBuffer(tm, c.mod, ft, &err, &mb)) {
+            fprintf(stderr, "mtlc: error: code generation failed: %s\n", err);
             goto out;
         }
+        fwrite(LLVMGetBufferStart(mb), 1, LLVMGetBufferSize(mb), opt->out);
+        LLVMDisposeMemoryBuffer(mb);
     }
     rc = 0;
 out:

@@ -8,6 +8,7 @@
 #include "ir/ir.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 
 typedef enum CgOutput {
     CG_OUT_LLVM, /* textual LLVM IR (after optimisation unless opt_level == 0) */
@@ -18,7 +19,8 @@ typedef enum CgOutput {
 typedef struct CgOptions {
     CgOutput output;
     int opt_level;      /* 0..3; 3 runs default<O3> */
-    const char *path;   /* output file; "-" = stdout (not for objects) */
+    FILE *out;          /* where the output is written; the caller checks for write errors
+                         * (ferror / fclose) and reports them */
 } CgOptions;
 
 /* Returns 0 on success; on failure prints "mtlc: error: ..." to stderr and returns -1. */

@@ -1,10 +1,13 @@
 /* User diagnostics: GCC-style `file:line:col: error: message`, the source line and an
  * underline across the span. Line/column are computed here, only when printing.
  *
- * The printed source line is made safe for a terminal: control bytes and bytes that are not
- * valid UTF-8 are shown as '?', one column each, so the underline stays aligned; tabs are
- * copied into the underline for the same reason. Very long lines are shown as a window around
- * the span. This file does not decide what is an error; it only prints them.
+ * The printed source line is made safe for a terminal: control bytes, bytes that are not
+ * valid UTF-8 and invisible or direction-changing characters (bidi controls, zero-width
+ * characters, …) are shown as '?', one column each, so the underline stays aligned; tabs are
+ * copied into the underline for the same reason. Messages, which may quote strings from the
+ * spec, are cleaned the same way. Lines end at LF, CRLF or a lone CR; a leading UTF-8
+ * byte-order mark is skipped. Very long lines are shown as a window around the span.
+ * This file does not decide what is an error; it only prints them.
  */
 #include "diag/diag.h"
 
@@ -136,6 +139,17 @@ size_t diag_utf8_len(const char *str, size_t n)
     return len;
 }
 
+size_t diag_bom_len(const SourceFile *f)
+{
+    return f->len >= 3 && !memcmp(f->text, "\xEF\xBB\xBF", 3) ? 3 : 0;
+}
+
+/* Does a line break end at byte i? LF, and a CR not followed by LF (CRLF ends at its LF). */
+static bool ends_line(const SourceFile *f, size_t i)
+{
+    return f->text[i] == '\n' || (f->text[i] == '\r' && (i + 1 >= f->len || f->text[i + 1] != '\n'));
+}
+
 /* Line starts of one file, built on first use so that many diagnostics (or an AST dump of a
  * huge file) do not rescan the text from the start each time. */
 static void index_lines(Diags *d, uint32_t file)
@@ -146,17 +160,31 @@ static void index_lines(Diags *d, uint32_t file)
     const SourceFile *f = &d->files[file];
     uint32_t n = 1;
     for (size_t i = 0; i < f->len; i++)
-        n += f->text[i] == '\n';
+        n += ends_line(f, i);
     d->line_starts = malloc((size_t)n * sizeof *d->line_starts);
     if (!d->line_starts)
         abort();
-    d->line_starts[0] = 0;
+    d->line_starts[0] = (uint32_t)diag_bom_len(f);
     uint32_t k = 1;
     for (size_t i = 0; i < f->len; i++)
-        if (f->text[i] == '\n')
+        if (ends_line(f, i))
             d->line_starts[k++] = (uint32_t)i + 1;
     d->n_line_starts = n;
     d->line_file = file;
+}
+
+/* The start of the line holding offset (the index must be built for its file). */
+static uint32_t line_index(const Diags *d, uint32_t offset)
+{
+    uint32_t lo = 0, hi = d->n_line_starts; /* last start <= offset */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (d->line_starts[mid] <= offset)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 void diag_line_col(const Diags *cd, uint32_t file, uint32_t offset, int *line, int *col)
@@ -167,16 +195,60 @@ void diag_line_col(const Diags *cd, uint32_t file, uint32_t offset, int *line, i
     if (offset > f->len)
         offset = (uint32_t)f->len;
     index_lines(d, file);
-    uint32_t lo = 0, hi = d->n_line_starts; /* last start <= offset */
-    while (hi - lo > 1) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (d->line_starts[mid] <= offset)
-            lo = mid;
-        else
-            hi = mid;
-    }
+    if (offset < d->line_starts[0])
+        offset = d->line_starts[0]; /* inside the byte-order mark */
+    uint32_t lo = line_index(d, offset);
     *line = (int)lo + 1;
     *col = (int)(offset - d->line_starts[lo]) + 1;
+}
+
+/* The code point of a valid UTF-8 sequence of len bytes. */
+static uint32_t utf8_decode(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    if (len == 1)
+        return s[0];
+    uint32_t cp = s[0] & (0x7F >> len);
+    for (size_t i = 1; i < len; i++)
+        cp = (cp << 6) | (s[i] & 0x3F);
+    return cp;
+}
+
+/* Characters a terminal does not show as themselves: controls, and the invisible formatting
+ * characters that can hide or reorder text (bidi embeddings, overrides and isolates, marks,
+ * zero-width characters, separators, tags). */
+static bool nonprinting(uint32_t cp)
+{
+    return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0xAD || cp == 0x061C || cp == 0x180E ||
+           (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2060 && cp <= 0x206F) ||
+           cp == 0xFEFF || (cp >= 0xFFF9 && cp <= 0xFFFB) || (cp >= 0xE0000 && cp <= 0xE007F);
+}
+
+/* Bytes of the character at s (at most n bytes) and whether it may be printed as it is:
+ * invalid UTF-8 is one unprintable byte. */
+static size_t char_at(const char *s, size_t n, bool *printable)
+{
+    size_t l = diag_utf8_len(s, n);
+    if (l == 0) {
+        *printable = false;
+        return 1;
+    }
+    *printable = !nonprinting(utf8_decode(s, l));
+    return l;
+}
+
+/* Writes text with every unprintable character replaced by '?'. */
+static void put_clean(FILE *o, const char *text, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        bool ok;
+        size_t l = char_at(text + i, n - i, &ok);
+        if (ok)
+            fwrite(text + i, 1, l, o);
+        else
+            fputc('?', o);
+        i += l;
+    }
 }
 
 /* One displayed character of a source line. */
@@ -193,11 +265,15 @@ static void print_excerpt(const Diags *d, Span at)
     uint32_t end = at.end > f->len ? (uint32_t)f->len : at.end;
     if (end < begin)
         end = begin;
-    uint32_t ls = begin;
-    while (ls > 0 && f->text[ls - 1] != '\n')
-        ls--;
-    uint32_t le = begin;
-    while (le < f->len && f->text[le] != '\n')
+    Diags *dm = (Diags *)d; /* the line index is a cache: logically const */
+    index_lines(dm, at.file);
+    if (begin < d->line_starts[0])
+        begin = d->line_starts[0]; /* inside the byte-order mark */
+    if (end < begin)
+        end = begin;
+    uint32_t ls = d->line_starts[line_index(d, begin)];
+    uint32_t le = ls;
+    while (le < f->len && f->text[le] != '\n' && f->text[le] != '\r')
         le++;
     if (end > le)
         end = le; /* a span crossing lines is underlined to the end of its first line */
@@ -214,18 +290,14 @@ static void print_excerpt(const Diags *d, Span at)
             if (!cells)
                 abort();
         }
-        unsigned char c = (unsigned char)f->text[i];
         Cell cell = {i, 1, 'c'};
-        if (c == '\t') {
+        if (f->text[i] == '\t') {
             cell.kind = 't';
-        } else if (c < 0x20 || c == 0x7f) {
-            cell.kind = '?';
-        } else if (c >= 0x80) {
-            size_t l = diag_utf8_len(f->text + i, le - i);
-            if (l == 0)
+        } else {
+            bool ok;
+            cell.len = (uint32_t)char_at(f->text + i, le - i, &ok);
+            if (!ok)
                 cell.kind = '?';
-            else
-                cell.len = (uint32_t)l;
         }
         cells[n++] = cell;
         i += cell.len;
@@ -274,6 +346,30 @@ static void print_excerpt(const Diags *d, Span at)
     free(cells);
 }
 
+/* A message may quote the spec (names, strings): printed through put_clean. */
+static void put_message(FILE *o, const char *fmt, va_list ap)
+{
+    char small[512];
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    if (n < 0) {
+        va_end(again);
+        return;
+    }
+    if ((size_t)n < sizeof small) {
+        put_clean(o, small, (size_t)n);
+    } else {
+        char *big = malloc((size_t)n + 1);
+        if (!big)
+            abort();
+        vsnprintf(big, (size_t)n + 1, fmt, again);
+        put_clean(o, big, (size_t)n);
+        free(big);
+    }
+    va_end(again);
+}
+
 static void report(Diags *d, Span at, const char *kind, const char *fmt, va_list ap)
 {
     int line = 1, col = 1;
@@ -282,8 +378,9 @@ static void report(Diags *d, Span at, const char *kind, const char *fmt, va_list
         diag_line_col(d, at.file, at.begin, &line, &col);
         path = d->files[at.file].path;
     }
-    fprintf(d->out, "%s:%d:%d: %s: ", path, line, col, kind);
-    vfprintf(d->out, fmt, ap);
+    put_clean(d->out, path, strlen(path));
+    fprintf(d->out, ":%d:%d: %s: ", line, col, kind);
+    put_message(d->out, fmt, ap);
     fputc('\n', d->out);
     if (at.file < d->n_files)
         print_excerpt(d, at);
@@ -332,7 +429,7 @@ void diag_plain_error(Diags *d, const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     fputs("mtlc: error: ", d->out);
-    vfprintf(d->out, fmt, ap);
+    put_message(d->out, fmt, ap);
     fputc('\n', d->out);
     va_end(ap);
     d->n_errors++;

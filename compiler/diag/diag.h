@@ -61,7 +61,11 @@ void diag_plain_error(Diags *d, const char *fmt, ...) __attribute__((format(prin
 /* Length of the valid UTF-8 sequence starting at s (at most n bytes), 0 if invalid. */
 size_t diag_utf8_len(const char *s, size_t n);
 
-/* 1-based line and column (column counts bytes) of a byte offset. */
+/* 3 if the file starts with a UTF-8 byte-order mark (which the lexer and the excerpts skip), else 0. */
+size_t diag_bom_len(const SourceFile *f);
+
+/* 1-based line and column (column counts bytes; a leading byte-order mark is not counted) of a
+ * byte offset. Lines end at LF, CRLF or a lone CR. */
 void diag_line_col(const Diags *d, uint32_t file, uint32_t offset, int *line, int *col);
 
 #endif

@@ -469,7 +469,10 @@ void report_text(const Model *m, FILE *out)
     for (int g = 0; g < m->n_groups; g++) {
         const Group *gr = &m->groups[g];
         thousands(group_count(m, g, false), a, sizeof a);
-        snprintf(b, sizeof b, "%g", tidy(gr->lr));
+        if (m->train.lr > 0)
+            snprintf(b, sizeof b, "%g (train.lr)", tidy(m->train.lr));
+        else
+            snprintf(b, sizeof b, "%g", tidy(gr->lr));
         snprintf(c, sizeof c, "%g", tidy(gr->weight_decay));
         snprintf(d, sizeof d, "(%g, %g)", tidy(gr->beta1), tidy(gr->beta2));
         snprintf(e, sizeof e, "%g", tidy(gr->eps));
@@ -477,6 +480,9 @@ void report_text(const Model *m, FILE *out)
                                               gr->frozen ? "frozen" : gr->implicit ? "trainable (implicit default group)" : "trainable"});
     }
     table_print(&tab, out);
+    if (m->train.lr > 0)
+        fprintf(out, "  Note: train.lr = %g overrides the lr of every group; the groups' own lr is not used.\n",
+                tidy(m->train.lr));
 
     fputs("\nBlocks\n", out);
     tab.n_cols = 4;
@@ -635,7 +641,10 @@ void report_json(const Model *m, FILE *out)
         cJSON_AddStringToObject(o, "name", gr->name);
         cJSON_AddNumberToObject(o, "count", (double)group_count(m, g, false));
         cJSON_AddNumberToObject(o, "trainable", (double)group_count(m, g, true));
-        cJSON_AddNumberToObject(o, "lr", tidy(gr->lr));
+        /* the lr the trainer uses, and where it comes from */
+        cJSON_AddNumberToObject(o, "lr", tidy(m->train.lr > 0 ? m->train.lr : gr->lr));
+        cJSON_AddStringToObject(o, "lr_from", m->train.lr > 0 ? "train.lr" : "group");
+        cJSON_AddNumberToObject(o, "group_lr", tidy(gr->lr));
         cJSON_AddNumberToObject(o, "weight_decay", tidy(gr->weight_decay));
         cJSON *betas = cJSON_AddArrayToObject(o, "betas");
         cJSON_AddItemToArray(betas, cJSON_CreateNumber(tidy(gr->beta1)));
@@ -645,6 +654,13 @@ void report_json(const Model *m, FILE *out)
         cJSON_AddBoolToObject(o, "implicit", gr->implicit);
         cJSON_AddItemToArray(groups, o);
     }
+
+    if (m->train.lr > 0)
+        cJSON_AddNumberToObject(root, "train_lr", tidy(m->train.lr));
+    else
+        cJSON_AddNullToObject(root, "train_lr");
+    if (m->train.lr > 0)
+        cJSON_AddStringToObject(root, "lr_note", "train.lr overrides the lr of every group");
 
     cJSON *blocks = cJSON_AddArrayToObject(root, "blocks");
     for (int b = 0; b < m->n_blocks; b++) {

@@ -10,7 +10,7 @@ Model *sema_build(Diags *d, const Ast *root);
 
 static Model *load_index(Diags *d, uint32_t file)
 {
-    if (d->files[file].len == 0) {
+    if (d->files[file].len == diag_bom_len(&d->files[file])) {
         Span at = {file, 0, 0};
         diag_error(d, at, "empty file: a spec starts with `model NAME { ... }`");
         return NULL;

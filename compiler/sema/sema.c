@@ -96,10 +96,33 @@ bool sema_glob(const char *p, const char *t)
     return *p == '\0';
 }
 
+/* True when a number literal has a nonzero digit before its exponent ("1e-50", not "0.0e5"). */
+static bool literal_nonzero(const char *text)
+{
+    for (const char *p = text; *p && *p != 'e' && *p != 'E'; p++)
+        if (*p >= '1' && *p <= '9')
+            return true;
+    return false;
+}
+
+/* Every setting read through here is stored as a float32 (the model table, the trainer), so
+ * this is where a number that float32 cannot hold is refused: one whose magnitude rounds past
+ * FLT_MAX (or was already infinite as a double), or a nonzero one that would round to 0. */
 bool sema_number(Sema *s, const Ast *v, const char *what, double *out)
 {
     if (!v || v->kind != AST_NUMBER) {
         diag_error(s->d, v ? v->span : s->root->span, "%s expects a number", what);
+        return false;
+    }
+    /* Round to nearest: from 2^128 - 2^103 (half an ulp past FLT_MAX) the float is infinite, and
+     * at or below 2^-150 (half the smallest subnormal) it is 0. */
+    double mag = fabs(v->num);
+    if (!(mag < ldexp(1.0, 128) - ldexp(1.0, 103))) {
+        diag_error(s->d, v->span, "%s does not fit a 32-bit float", v->name);
+        return false;
+    }
+    if (mag <= ldexp(1.0, -150) && literal_nonzero(v->name)) {
+        diag_error(s->d, v->span, "%s is too small for a 32-bit float (it would be 0)", v->name);
         return false;
     }
     *out = v->num;
@@ -112,11 +135,10 @@ bool sema_int(Sema *s, const Ast *v, const char *what, int64_t *out)
         diag_error(s->d, v ? v->span : s->root->span, "%s expects a whole number", what);
         return false;
     }
-    if (fabs(v->num) > 1e15) {
-        diag_error(s->d, v->span, "%s is too large", what);
-        return false;
-    }
-    *out = (int64_t)v->num;
+    if (fabs(v->num) > (double)SEMA_INT_LIMIT)
+        *out = v->num > 0 ? SEMA_INT_LIMIT + 1 : -SEMA_INT_LIMIT - 1;
+    else
+        *out = (int64_t)v->num;
     return true;
 }
 
@@ -269,8 +291,8 @@ static void check_input(Sema *s)
             diag_error(s->d, dim->span, "input dimension must be at least 1");
             s->input_bad = true;
             v = 1;
-        } else if (v > 1000000) {
-            diag_error(s->d, dim->span, "input dimension is too large (at most 1000000)");
+        } else if (v > SEMA_MAX_SIZE) {
+            diag_error(s->d, dim->span, "input dimension is too large (at most %d)", SEMA_MAX_SIZE);
             s->input_bad = true;
             v = 1;
         }
@@ -307,6 +329,10 @@ static TargetInfo check_target(Sema *s, const Ast *t)
                 diag_error(s->d, ty->kids[0]->span, "target width must be at least 1");
                 return ti;
             }
+            if (w > SEMA_MAX_SIZE) {
+                diag_error(s->d, ty->kids[0]->span, "target width is too large (at most %d)", SEMA_MAX_SIZE);
+                return ti;
+            }
             ti.width = w;
         }
         ti.ok = true;
@@ -320,6 +346,10 @@ static TargetInfo check_target(Sema *s, const Ast *t)
             return ti;
         if (k < 2) {
             diag_error(s->d, ty->kids[0]->span, "a class target needs at least 2 classes");
+            return ti;
+        }
+        if (k > SEMA_MAX_SIZE) {
+            diag_error(s->d, ty->kids[0]->span, "class count is too large (at most %d)", SEMA_MAX_SIZE);
             return ti;
         }
         ti.kind = MTL_TARGET_CLASS;
@@ -355,9 +385,16 @@ static void check_loss(Sema *s, Task *t, const Ast *loss)
     }
     t->loss = (MtlLoss)k;
     t->huber_delta = 1.0f;
+    const Ast *delta = NULL;
     for (int i = 0; i < call->n_kids; i++) {
         const Ast *arg = call->kids[i];
         if (k == MTL_LOSS_HUBER && arg->name && !strcmp(arg->name, "delta")) {
+            if (delta) {
+                diag_error(s->d, arg->name_span, "option 'delta' of huber is given twice");
+                diag_note(s->d, delta->span, "first given here");
+                continue;
+            }
+            delta = arg;
             double v;
             if (sema_number(s, arg->a, "huber delta", &v)) {
                 if (!(v > 0))
@@ -458,7 +495,8 @@ static void build_blocks(Sema *s)
     m->tasks = calloc((size_t)(m->n_tasks ? m->n_tasks : 1), sizeof *m->tasks);
     s->block_width_from = calloc((size_t)m->n_blocks, sizeof *s->block_width_from);
     s->block_missing = calloc((size_t)m->n_blocks, sizeof *s->block_missing);
-    if (!m->blocks || !m->tasks || !s->block_width_from || !s->block_missing)
+    s->target_bad = calloc((size_t)m->n_blocks, sizeof *s->target_bad);
+    if (!m->blocks || !m->tasks || !s->block_width_from || !s->block_missing || !s->target_bad)
         abort();
 
     Block *tb = &m->blocks[0];
@@ -492,6 +530,7 @@ static void build_blocks(Sema *s)
                        td->name);
         } else {
             info = check_target(s, target);
+            s->target_bad[ti] = !info.ok;
         }
         t->target_kind = info.kind;
         t->target_width = info.width;
@@ -575,7 +614,7 @@ static void check_balance(Sema *s)
         double w;
         if (!sema_number(s, arg->a, "a balance weight", &w))
             continue;
-        if (!(w >= 0) || isinf(w))
+        if (!(w >= 0))
             diag_error(s->d, arg->a->span, "balance weight of '%s' must be >= 0, got %s", arg->name,
                        arg->a->name);
         m->tasks[ti].weight = (float)w;
@@ -769,8 +808,8 @@ static void check_data(Sema *s)
                 snprintf(what, sizeof what, "'%s'", k);
                 if (!sema_int(s, v, what, &n))
                     continue;
-                if (n < 1 || n > 1000000) {
-                    diag_error(s->d, v->span, "%s must be between 1 and 1000000, got %s", k, v->name);
+                if (n < 1 || n > SEMA_MAX_SIZE) {
+                    diag_error(s->d, v->span, "%s must be between 1 and %d, got %s", k, SEMA_MAX_SIZE, v->name);
                     continue;
                 }
                 if (k[0] == 's') {
@@ -816,7 +855,7 @@ static void check_data(Sema *s)
         for (int ti = 0; ti < m->n_tasks; ti++) {
             Task *t = &m->tasks[ti];
             const Ast *target = find_target(s, t->name);
-            if (!target)
+            if (!target || s->target_bad[ti])
                 continue;
             Span at = binds[ti] ? binds[ti]->span : target->name_span;
             if (!strcmp(t->bind, "rul")) {
@@ -846,6 +885,34 @@ static void check_data(Sema *s)
 
 /* ---- train --------------------------------------------------------------------------- */
 
+/* The most time steps any sequence in a layer list has (its inputs and outputs). */
+static int64_t longest_in(const Layer *layers, int n)
+{
+    int64_t best = 1;
+    for (int i = 0; i < n; i++) {
+        const Layer *L = &layers[i];
+        if (L->in.rank == 2 && L->in.dim[0] > best)
+            best = L->in.dim[0];
+        if (L->out.rank == 2 && L->out.dim[0] > best)
+            best = L->out.dim[0];
+        int64_t body = longest_in(L->body, L->n_body);
+        if (body > best)
+            best = body;
+    }
+    return best;
+}
+
+static int64_t longest_sequence(const Model *m)
+{
+    int64_t best = m->input.rank == 2 ? m->input.dim[0] : 1;
+    for (int b = 0; b < m->n_blocks; b++) {
+        int64_t t = longest_in(m->blocks[b].layers, m->blocks[b].n_layers);
+        if (t > best)
+            best = t;
+    }
+    return best;
+}
+
 static void check_train(Sema *s)
 {
     static const char *const keys[] = {"epochs", "batch", "seed", "lr", NULL};
@@ -867,30 +934,43 @@ static void check_train(Sema *s)
         }
         int64_t n;
         double x;
-        if (!strcmp(st->name, "epochs") || !strcmp(st->name, "batch")) {
-            char what[32];
-            snprintf(what, sizeof what, "'%s'", st->name);
-            if (!sema_int(s, v, what, &n))
+        if (!strcmp(st->name, "epochs")) {
+            if (!sema_int(s, v, "'epochs'", &n))
                 continue;
             if (n < 1 || n > 1000000000) {
-                diag_error(s->d, v->span, "%s must be between 1 and 1000000000", st->name);
+                diag_error(s->d, v->span, "epochs must be between 1 and 1000000000");
                 continue;
             }
-            if (st->name[0] == 'e')
-                tr->epochs = (int)n;
-            else
-                tr->batch = (int)n;
+            tr->epochs = (int)n;
+        } else if (!strcmp(st->name, "batch")) {
+            if (!sema_int(s, v, "'batch'", &n))
+                continue;
+            if (n < 1 || n > SEMA_MAX_SIZE) {
+                diag_error(s->d, v->span, "batch must be between 1 and %d, got %s", SEMA_MAX_SIZE, v->name);
+                continue;
+            }
+            /* a matrix product over a sequence has batch · time rows, a 32-bit count in cblas_sgemm */
+            int64_t steps = longest_sequence(s->m);
+            if (n * steps > INT32_MAX) {
+                diag_error(s->d, v->span,
+                           "batch %lld times %lld time steps is %lld rows, more than a matrix product can take (2147483647)",
+                           (long long)n, (long long)steps, (long long)(n * steps));
+                continue;
+            }
+            tr->batch = (int)n;
         } else if (!strcmp(st->name, "seed")) {
             if (!sema_int(s, v, "'seed'", &n))
                 continue;
             if (n < 0)
                 diag_error(s->d, v->span, "seed must be >= 0");
+            else if (n > SEMA_INT_LIMIT)
+                diag_error(s->d, v->span, "seed is too large (at most %lld)", (long long)SEMA_INT_LIMIT);
             tr->seed = (uint64_t)n;
         } else if (!strcmp(st->name, "lr")) {
             if (!sema_number(s, v, "'lr'", &x))
                 continue;
-            if (!(x > 0) || isinf(x))
-                diag_error(s->d, v->span, "lr must be > 0");
+            if (!(x > 0))
+                diag_error(s->d, v->span, "lr must be > 0, got %s", v->name);
             tr->lr = (float)x;
         } else {
             unknown_key(s, st, "train", keys);
@@ -905,8 +985,10 @@ static void check_train(Sema *s)
 static void assign_masks(Sema *s)
 {
     Model *m = s->m;
+    if (m->n_tasks > 32)
+        return; /* already an error; a mask has one bit per task */
     uint32_t all = 0;
-    for (int k = 0; k < m->n_tasks && k < 32; k++)
+    for (int k = 0; k < m->n_tasks; k++)
         if (m->tasks[k].weight > 0)
             all |= 1u << k;
     for (int i = 0; i < m->n_params; i++) {
@@ -952,6 +1034,7 @@ Model *sema_build(Diags *d, const Ast *root)
     free(s.param_span);
     free(s.block_width_from);
     free(s.block_missing);
+    free(s.target_bad);
     if (d->n_errors > errors_before) {
         model_free(s.m);
         return NULL;

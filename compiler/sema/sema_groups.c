@@ -42,11 +42,34 @@ static int select_params(Sema *s, const Ast *sel, bool *mask)
         return 0;
     }
     int block = -2; /* -1: all */
+    bool is_trunk = !strcmp(sel->name, "trunk") || !strcmp(sel->name, m->blocks[0].name);
     if (!strcmp(sel->name, "all"))
         block = -1;
-    else if (!strcmp(sel->name, "trunk") || !strcmp(sel->name, m->blocks[0].name))
+    else if (is_trunk) {
         block = 0;
-    else {
+        /* a bare task name that is also the trunk's name (or "trunk") would pick the trunk
+         * silently: refuse it and say how to write each meaning */
+        for (int t = 0; t < m->n_tasks; t++) {
+            if (strcmp(sel->name, m->tasks[t].name) != 0)
+                continue;
+            /* another way to write the trunk: `trunk`, its own name, or (both being "trunk") a pattern */
+            char other[256];
+            if (strcmp(sel->name, "trunk") != 0)
+                snprintf(other, sizeof other, "trunk");
+            else if (strcmp(m->blocks[0].name, "trunk") != 0)
+                snprintf(other, sizeof other, "%s", m->blocks[0].name);
+            else
+                snprintf(other, sizeof other, "\"%s.*\"", m->blocks[0].prefix);
+            diag_error(s->d, sel->span,
+                       "selector '%s' is ambiguous: it names both the trunk and the head of task '%s'; write `%s` for the trunk or `%s.head` for the head",
+                       sel->name, sel->name, other, sel->name);
+            if (s->trunk)
+                diag_note(s->d, s->trunk->name ? s->trunk->name_span : s->trunk->span, "the trunk is %s here",
+                          s->trunk->name ? "named" : "declared");
+            diag_note(s->d, s->task_decls[t]->name_span, "task '%s' declared here", sel->name);
+            return 0;
+        }
+    } else {
         for (int t = 0; t < m->n_tasks; t++) {
             const char *tn = m->tasks[t].name;
             size_t n = strlen(tn);
@@ -173,19 +196,19 @@ void sema_groups(Sema *s)
                     selectors(s, st->b, except, scratch, "except selector");
             } else if (!strcmp(st->name, "lr")) {
                 if (sema_number(s, v, "'lr'", &x)) {
-                    if (!(x > 0) || isinf(x))
+                    if (!(x > 0))
                         diag_error(s->d, v->span, "lr must be > 0, got %s", v->name);
                     g->lr = (float)x;
                 }
             } else if (!strcmp(st->name, "weight_decay")) {
                 if (sema_number(s, v, "'weight_decay'", &x)) {
-                    if (!(x >= 0) || isinf(x))
+                    if (!(x >= 0))
                         diag_error(s->d, v->span, "weight_decay must be >= 0, got %s", v->name);
                     g->weight_decay = (float)x;
                 }
             } else if (!strcmp(st->name, "eps")) {
                 if (sema_number(s, v, "'eps'", &x)) {
-                    if (!(x > 0) || isinf(x))
+                    if (!(x > 0))
                         diag_error(s->d, v->span, "eps must be > 0, got %s", v->name);
                     g->eps = (float)x;
                 }

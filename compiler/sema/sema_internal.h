@@ -5,6 +5,14 @@
 #include "frontend/ast.h"
 #include "sema/model.h"
 
+/* Every size (units, channels, kernel, padding, stride, heads, input dimensions, target widths,
+ * class counts, windows, batch) is at most this: far below INT32_MAX, so the 32-bit sizes of
+ * cblas_sgemm calls and the kernels' loops never see a truncated value. */
+#define SEMA_MAX_SIZE 1000000
+/* Whole numbers beyond this magnitude are read as ±(SEMA_INT_LIMIT + 1), which every caller's
+ * range check refuses (doubles are exact up to 2^53, so the literal is not silently rounded). */
+#define SEMA_INT_LIMIT ((int64_t)1000000000000000)
+
 typedef struct Sema {
     Diags *d;
     Model *m;
@@ -21,6 +29,7 @@ typedef struct Sema {
     bool rank_faked;        /* a layer's rank error was reported and it went on as if [1, C] */
     Span *block_width_from; /* per block: where its output width was last set */
     bool *block_missing;    /* per block: its trunk/head declaration is missing (already reported) */
+    bool *target_bad;       /* per task: its target's type was reported; skip checks that use it */
     bool input_bad;         /* the input declaration was reported; skip checks that depend on it */
 } Sema;
 
@@ -35,6 +44,7 @@ void sema_build_block(Sema *s, int bi, const Ast *layers, Shape in, Span from);
 /* Small helpers shared by the checks. */
 char *sema_strdup(const char *s);
 char *sema_path(const char *a, const char *b); /* "a.b", newly allocated */
+/* A whole number; one past ±SEMA_INT_LIMIT when larger, so the caller's range check reports it. */
 bool sema_int(Sema *s, const Ast *v, const char *what, int64_t *out);
 /* "[30, 17]" into buf; returns buf. */
 const char *sema_shape_str(const Shape *shape, char *buf, size_t cap);

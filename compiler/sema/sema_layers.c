@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Every size (units, channels, kernel, heads, input dimensions…) is at most this; every tensor
+/* Every size (units, channels, kernel, heads, input dimensions…) is at most MAX_SIZE; every tensor
  * and the whole model at most MAX_ELEMS elements, so counts and FLOPs stay far from overflow. */
-#define MAX_SIZE 1000000
+#define MAX_SIZE SEMA_MAX_SIZE
 #define MAX_ELEMS ((int64_t)1 << 40)
 
 #define MAX_LSTM_LAYERS 100 /* each adds 4 or 8 tensors; far beyond any useful depth */

@@ -118,6 +118,8 @@ int mtl_synth_write(const char *dir, uint64_t seed);
 
 /* The 17 default C-MAPSS feature names (3 settings + 14 sensors), for configs and tests. */
 extern const char *const mtl_cmapss_default_features[17];
+/* True for a C-MAPSS feature name: setting1..setting3 or s1..s21. */
+bool mtl_cmapss_feature_known(const char *name);
 
 /* Seeded shuffling and batching: a permutation of [0, n) for an epoch (Fisher-Yates on a
  * 64-bit generator seeded from (seed, epoch)). Batches are consecutive slices of it, the last

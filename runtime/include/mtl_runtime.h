@@ -208,7 +208,7 @@ int mtl_checkpoint_save(const char *path, const MtlModelInfo *m, const float *pa
                         const float *buffers, const MtlAdamW *opt, const MtlMeta *meta, char *err,
                         size_t err_size);
 /* Loads parameters and buffers (every model tensor and buffer must be present with its shape;
- * unknown tensors are an error), the optimizer state if opt is not NULL and the file has it, and
+ * unknown tensors and tensors holding NaN or infinity are an error), the optimizer state if opt is not NULL and the file has it, and
  * the metadata if meta_out is not NULL. buffers may be NULL: they are then checked but not
  * copied. params/buffers/opt are only written once the whole file has been validated. */
 int mtl_checkpoint_load(const char *path, const MtlModelInfo *m, float *params, float *buffers,
@@ -229,6 +229,10 @@ typedef struct MtlLog {
 int mtl_log_open(MtlLog *log, const char *path, char *err, size_t err_size);
 /* Writes line (no newline) + "\n" to the log and, if echo is not NULL, to echo too. */
 int mtl_log_write(MtlLog *log, const char *line, FILE *echo, char *err, size_t err_size);
+/* errno of the first failed write to an echo stream (0: none): stdout is checked at exit. */
+int mtl_echo_errno(void);
+/* Flushes, fsyncs and closes; -1 with "trainer: error: cannot write PATH: reason" if any write
+ * of the log failed. */
 int mtl_log_close(MtlLog *log, char *err, size_t err_size);
 /* Seconds on a monotonic clock. */
 double mtl_now(void);
@@ -261,6 +265,10 @@ bool mtl_blas_core_is_generic(const char *name);
 int mtl_blas_set_threads(int n);
 
 /* ---- commands (trainer.c) ------------------------------------------------------------------ */
+
+/* Largest batch accepted on the command line; the batch is also capped at the number of training
+ * samples, and batch x time steps must fit an int (generated code passes rows to BLAS as int). */
+#define MTL_MAX_BATCH 1000000
 
 typedef struct MtlTrainOptions {
     const char *train, *test, *rul; /* NULL: from the model's data table */

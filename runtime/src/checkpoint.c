@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -572,6 +573,19 @@ int mtl_checkpoint_load(const char *path, const MtlModelInfo *m, float *params, 
             goto out;
         }
         if (moment) have_opt = true;
+        /* a diverged or damaged checkpoint must not load silently (the data may be unaligned) */
+        const unsigned char *raw = st.data + st.tensors[i].begin;
+        int64_t count = (st.tensors[i].end - st.tensors[i].begin) / 4;
+        for (int64_t j = 0; j < count; j++) {
+            float v;
+            memcpy(&v, raw + 4 * j, sizeof v);
+            if (!isfinite(v)) {
+                mtl_errf(err, err_size, "%s: error: tensor \"%s\" holds %s at element %lld "
+                         "(a diverged or damaged checkpoint)", path, name,
+                         isnan(v) ? "NaN" : "infinity", (long long)j);
+                goto out;
+            }
+        }
     }
     for (int i = 0; i < m->n_tensors; i++)
         if (!mtl_safetensors_find(&st, m->tensors[i].name)) {

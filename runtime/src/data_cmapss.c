@@ -31,6 +31,8 @@ static int feature_column(const char *name) {
     return -1;
 }
 
+bool mtl_cmapss_feature_known(const char *name) { return feature_column(name) >= 0; }
+
 /* The configured features (or the 17 defaults) as column indices; -1 after reporting. */
 static int resolve_features(const MtlDataConfig *cfg, int *cols) {
     int n = cfg->n_features;

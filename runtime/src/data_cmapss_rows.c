@@ -66,10 +66,13 @@ static bool parse_row(DataReader *r, char *text, double *v) {
                 return false;
             }
             v[c] = (double)iv;
-        } else if (!data_parse_double(tok[c], &v[c])) {
-            data_error_at(r, r->line, "%s: '%s' is not a number", column_name(c, name, sizeof name),
-                          tok[c]);
-            return false;
+        } else {
+            DataNum res = data_parse_value(tok[c], &v[c]);
+            if (res != DATA_NUM_OK) {
+                data_error_at(r, r->line, "column %s: '%s' %s", column_name(c, name, sizeof name),
+                              tok[c], data_num_problem(res));
+                return false;
+            }
         }
     }
     return true;
@@ -114,14 +117,19 @@ static int check_structure(DataReader *r, const DataRows *rows) {
         }
     }
     qsort(blocks, (size_t)n_blocks, sizeof *blocks, block_cmp);
+    /* sorted by engine, then line: the first block of a run of equal engines is where that
+     * engine's rows start */
+    int64_t first = 0;
     for (int64_t i = 1; i < n_blocks && r->errors < DATA_MAX_ERRORS; i++) {
-        if (blocks[i].engine == blocks[i - 1].engine) {
-            bad = 1;
-            data_error_at(r, blocks[i].line,
-                          "engine %lld appears again (its rows start at line %lld; each engine's "
-                          "rows must be one contiguous block)",
-                          (long long)blocks[i].engine, (long long)blocks[i - 1].line);
+        if (blocks[i].engine != blocks[i - 1].engine) {
+            first = i;
+            continue;
         }
+        bad = 1;
+        data_error_at(r, blocks[i].line,
+                      "engine %lld appears again (its rows start at line %lld; each engine's "
+                      "rows must be one contiguous block)",
+                      (long long)blocks[i].engine, (long long)blocks[first].line);
     }
     free(blocks);
     return bad ? -1 : 0;

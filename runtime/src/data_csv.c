@@ -156,8 +156,11 @@ int data_csv_table(const MtlDataConfig *cfg, DataWhich which, const char *path, 
         bool ok = true;
         for (int i = 0; ok && i < n_in; i++) {
             const char *cell = cells[in_col[i]];
-            ok = data_parse_double(cell, &t->x[s * n_in + i]);
-            if (!ok) data_error_at(&r, r.line, "column '%s': '%s' is not a number", h.names[in_col[i]], cell);
+            DataNum res = data_parse_value(cell, &t->x[s * n_in + i]);
+            ok = res == DATA_NUM_OK;
+            if (!ok)
+                data_error_at(&r, r.line, "column '%s': '%s' %s", h.names[in_col[i]], cell,
+                              data_num_problem(res));
         }
         for (int k = 0; ok && k < n_targets; k++) {
             const char *cell = cells[tg_col[k]];
@@ -171,8 +174,9 @@ int data_csv_table(const MtlDataConfig *cfg, DataWhich which, const char *path, 
                 else t->y[k][s] = (float)v;
             } else {
                 double v;
-                ok = data_parse_double(cell, &v);
-                if (!ok) data_error_at(&r, r.line, "column '%s': '%s' is not a number", name, cell);
+                DataNum res = data_parse_value(cell, &v);
+                ok = res == DATA_NUM_OK;
+                if (!ok) data_error_at(&r, r.line, "column '%s': '%s' %s", name, cell, data_num_problem(res));
                 else t->y[k][s] = (float)v;
             }
         }

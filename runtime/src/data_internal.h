@@ -57,7 +57,13 @@ bool data_error_at(DataReader *r, int64_t line, const char *fmt, ...)
  * max are counted but not stored). Whitespace mode skips empty tokens; comma mode keeps them. */
 int data_split_ws(char *s, char **tok, int max);
 int data_split_commas(char *s, char **tok, int max);
-/* Whole-token conversions: false if the token is not entirely a finite number / an integer. */
+/* Whole-token conversion of a data value: decimal notation only (no hex, inf or nan), finite and
+ * within the float32 range (|x| <= FLT_MAX). */
+typedef enum DataNum { DATA_NUM_OK, DATA_NUM_BAD, DATA_NUM_RANGE } DataNum;
+DataNum data_parse_value(const char *s, double *out);
+/* Message for a rejected value: "is not a number" / "is out of the float32 range". */
+const char *data_num_problem(DataNum r);
+/* Whole-token conversions: false if the token is not a value as above / not an integer. */
 bool data_parse_double(const char *s, double *out);
 bool data_parse_int64(const char *s, int64_t *out);
 bool data_is_blank(const char *s);

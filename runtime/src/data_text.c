@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -103,16 +104,34 @@ int data_split_commas(char *s, char **tok, int max) {
     return n;
 }
 
-bool data_parse_double(const char *s, double *out) {
-    if (!*s) return false;
-    char *end;
+DataNum data_parse_value(const char *s, double *out) {
+    /* Decimal notation only: [+-]digits[.digits][e[+-]digits]. strtod alone would also take
+     * hex ("0x10"), "inf" and "nan", which are not data. */
+    const char *p = s;
+    if (*p == '+' || *p == '-') p++;
+    bool digits = false;
+    while (isdigit((unsigned char)*p)) p++, digits = true;
+    if (*p == '.') {
+        p++;
+        while (isdigit((unsigned char)*p)) p++, digits = true;
+    }
+    if (!digits) return DATA_NUM_BAD;
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-') p++;
+        if (!isdigit((unsigned char)*p)) return DATA_NUM_BAD;
+        while (isdigit((unsigned char)*p)) p++;
+    }
+    if (*p != '\0') return DATA_NUM_BAD;
     errno = 0;
-    double v = strtod(s, &end);
-    /* Underflow to a denormal/zero is harmless; overflow and nan/inf are not data. */
-    if (*end != '\0' || !isfinite(v) || (errno == ERANGE && fabs(v) > 1.0)) return false;
+    double v = strtod(s, NULL);
+    /* Underflow to a denormal/zero is harmless; beyond float32 is not representable. */
+    if (!isfinite(v) || fabs(v) > FLT_MAX) return DATA_NUM_RANGE;
     *out = v;
-    return true;
+    return DATA_NUM_OK;
 }
+
+bool data_parse_double(const char *s, double *out) { return data_parse_value(s, out) == DATA_NUM_OK; }
 
 bool data_parse_int64(const char *s, int64_t *out) {
     if (!*s || isspace((unsigned char)*s)) return false;
@@ -148,4 +167,8 @@ char *data_printf(const char *fmt, ...) {
     vsnprintf(s, (size_t)n + 1, fmt, ap);
     va_end(ap);
     return s;
+}
+
+const char *data_num_problem(DataNum r) {
+    return r == DATA_NUM_RANGE ? "is out of the float32 range" : "is not a number";
 }

@@ -1,6 +1,7 @@
 /* Small checked I/O helpers shared by the trainer: error-buffer formatting, mkdir -p, the JSON
- * Lines log (OUT/log.jsonl, one object per line, flushed per line so a crash loses at most the
- * line being written) and a monotonic clock.
+ * Lines log (one object per line, flushed per line so a crash loses at most the line being
+ * written; the trainer writes it as OUT/log.jsonl.tmp and renames it to OUT/log.jsonl once the
+ * checkpoint is saved) and a monotonic clock. Every write is checked.
  *
  * Formatting of the log lines themselves lives in trainer.c; this file only writes them.
  */
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 void mtl_errf(char *err, size_t err_size, const char *fmt, ...) {
     if (!err || err_size == 0) return;
@@ -51,6 +53,8 @@ int mtl_mkdir_p(const char *path, char *err, size_t err_size) {
     return 0;
 }
 
+static int echo_errno; /* first failed write of an echoed line */
+
 int mtl_log_open(MtlLog *log, const char *path, char *err, size_t err_size) {
     log->f = fopen(path, "w");
     if (!log->f) {
@@ -67,25 +71,38 @@ int mtl_log_open(MtlLog *log, const char *path, char *err, size_t err_size) {
 int mtl_log_write(MtlLog *log, const char *line, FILE *echo, char *err, size_t err_size) {
     if (log->f) {
         if (fputs(line, log->f) == EOF || fputc('\n', log->f) == EOF || fflush(log->f) != 0) {
-            mtl_errf(err, err_size, "%s: error: write failed: %s",
+            mtl_errf(err, err_size, "trainer: error: cannot write %s: %s",
                      log->path ? log->path : "log", strerror(errno));
             return -1;
         }
     }
     if (echo) {
-        fputs(line, echo);
-        fputc('\n', echo);
-        fflush(echo);
+        /* a failure here does not stop training (the log has the line); it is remembered so the
+         * program can report it and exit 1 at the end */
+        errno = 0;
+        if ((fputs(line, echo) == EOF || fputc('\n', echo) == EOF || fflush(echo) != 0) &&
+            !echo_errno)
+            echo_errno = errno ? errno : EIO;
     }
     return 0;
 }
 
+int mtl_echo_errno(void) { return echo_errno; }
+
 int mtl_log_close(MtlLog *log, char *err, size_t err_size) {
     int rc = 0;
-    if (log->f && fclose(log->f) != 0) {
-        mtl_errf(err, err_size, "%s: error: close failed: %s", log->path ? log->path : "log",
-                 strerror(errno));
-        rc = -1;
+    if (log->f) {
+        /* on disk before the caller renames it next to a checkpoint */
+        errno = 0;
+        int bad = ferror(log->f) ? (errno ? errno : EIO) : 0;
+        if (!bad && fflush(log->f) != 0) bad = errno ? errno : EIO;
+        if (!bad && fsync(fileno(log->f)) != 0 && errno != EINVAL) bad = errno ? errno : EIO;
+        if (fclose(log->f) != 0 && !bad) bad = errno ? errno : EIO;
+        if (bad) {
+            mtl_errf(err, err_size, "trainer: error: cannot write %s: %s",
+                     log->path ? log->path : "log", strerror(bad));
+            rc = -1;
+        }
     }
     free(log->path);
     log->f = NULL;

@@ -7,7 +7,10 @@
  * What it does not do: parse the command line (cli/trainer_main.c), read data files
  * (mtl_data.h), compute metrics (mtl_metrics.h), or know anything about layers — the model is
  * the three ABI symbols and the info table. User errors print one message and return 1; no
- * function here exits, and nothing is written to OUT before every input has been loaded.
+ * function here exits, and nothing is written to OUT before every input has been loaded and
+ * every buffer allocated. The run's log is OUT/log.jsonl.tmp until the checkpoint is saved, then
+ * renamed to OUT/log.jsonl, so the log beside a checkpoint always describes it. Checkpoints
+ * carry fingerprints of the model (see model_fingerprint) and eval/predict refuse others'.
  */
 #include "mtl_data.h"
 #include "mtl_metrics.h"
@@ -18,6 +21,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef MTLC_VERSION
@@ -386,6 +390,164 @@ static void meta_set_u64(MtlMeta *meta, const char *key, uint64_t v) {
     mtl_meta_set(meta, key, num);
 }
 
+/* ---- model fingerprints ------------------------------------------------------------------- */
+
+/* A checkpoint must come from this very model, not merely one with the same name and shapes.
+ * Two fingerprints are stored in its metadata:
+ *   model_fingerprint  FNV-1a 64 of the model info table without its training-only settings
+ *                      (the train table; the data paths, validation fraction and window stride;
+ *                      optimizer hyper-parameters; task weights and huber_delta; initialisation):
+ *                      names, shapes, tasks, features, window, rul_cap, thresholds, ... must match
+ *                      exactly;
+ *   model_probe        the head outputs of the compiled network at fixed seeded parameters on
+ *                      fixed inputs: the table does not describe layers or activations, so two
+ *                      models with equal tables but, say, tanh instead of relu differ here. The
+ *                      same model reproduces them up to BLAS rounding (compared with a tolerance).
+ */
+static uint64_t fnv1a64(const char *s) {
+    uint64_t h = 14695981039346656037ull;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        h ^= *c;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static void delete_keys(cJSON *o, const char *const *keys) {
+    for (int i = 0; keys[i]; i++) cJSON_DeleteItemFromObjectCaseSensitive(o, keys[i]);
+}
+
+/* "fnv1a64:<16 hex digits>" into buf[32] */
+static void model_fingerprint(const MtlModelInfo *m, char *buf, size_t n) {
+    (void)m; /* the table is the model's own mtl_model_json */
+    cJSON *root = cJSON_Parse(mtl_model_json);
+    if (!root) {
+        snprintf(buf, n, "fnv1a64:%016llx", (unsigned long long)fnv1a64(mtl_model_json));
+        return;
+    }
+    static const char *const top[] = {"train", NULL};
+    static const char *const data[] = {"train", "test", "rul", "validation", "window_stride", NULL};
+    static const char *const group[] = {"lr", "weight_decay", "betas", "eps", NULL};
+    static const char *const task[] = {"weight", "huber_delta", NULL};
+    static const char *const tensor[] = {"init", "bound", NULL};
+    delete_keys(root, top);
+    cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "data");
+    if (cJSON_IsObject(d)) delete_keys(d, data);
+    cJSON *x;
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(root, "groups")) delete_keys(x, group);
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(root, "tasks")) delete_keys(x, task);
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(root, "tensors")) delete_keys(x, tensor);
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    snprintf(buf, n, "fnv1a64:%016llx", (unsigned long long)fnv1a64(text ? text : mtl_model_json));
+    free(text);
+}
+
+enum { PROBE_BATCH = 2, PROBE_MAX = 256 };
+#define PROBE_SEED 0x6d746c70726f6265ull /* "mtlprobe" */
+
+/* The network's head outputs (evaluation mode) at parameters drawn from PROBE_SEED, on
+ * PROBE_BATCH inputs drawn from the same seed: up to PROBE_MAX floats, their count returned. */
+static int model_probe(const MtlModelInfo *m, float *out) {
+    Buffers b;
+    buffers_alloc(&b, m, PROBE_BATCH, false);
+    mtl_init_params(m, b.params, PROBE_SEED);
+    MtlRng rng;
+    mtl_rng_seed(&rng, PROBE_SEED);
+    for (int64_t i = 0; i < m->input_size * PROBE_BATCH; i++)
+        b.input[i] = 3.0f * mtl_rng_uniform(&rng) - 1.5f;
+    MtlStep st = make_step(&b, PROBE_BATCH, false, 0);
+    mtl_model_forward(&st);
+    int n = 0;
+    for (int k = 0; k < m->n_tasks; k++) {
+        const MtlTaskInfo *t = &m->tasks[k];
+        for (int64_t i = 0; i < PROBE_BATCH * t->out_width && n < PROBE_MAX; i++)
+            out[n++] = b.acts[t->output_offset * PROBE_BATCH + i];
+    }
+    buffers_free(&b, m);
+    return n;
+}
+
+static char *probe_json(const float *v, int n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        char num[32];
+        if (isfinite(v[i])) snprintf(num, sizeof num, "%.9g", (double)v[i]);
+        else snprintf(num, sizeof num, "null");
+        cJSON_AddItemToArray(a, cJSON_CreateRaw(num));
+    }
+    char *s = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    return s;
+}
+
+/* 0 if the stored probe matches this model's; -1 if not (or malformed). */
+static int probe_matches(const char *stored, const float *v, int n) {
+    cJSON *a = cJSON_Parse(stored);
+    int rc = -1;
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n) goto out;
+    double scale = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(v[i])) scale = fmax(scale, fabs((double)v[i]));
+    int i = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, a) {
+        float mine = v[i++];
+        if (cJSON_IsNull(x)) {
+            if (isfinite(mine)) goto out;
+        } else if (!cJSON_IsNumber(x) || !isfinite(mine) ||
+                   fabs(x->valuedouble - (double)mine) > 1e-3 * scale + 1e-6) {
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    cJSON_Delete(a);
+    return rc;
+}
+
+/* Adds both fingerprints of m to a checkpoint's metadata. */
+static void meta_set_fingerprints(MtlMeta *meta, const MtlModelInfo *m, const float *probe,
+                                  int n_probe) {
+    char fp[40];
+    model_fingerprint(m, fp, sizeof fp);
+    mtl_meta_set(meta, "model_fingerprint", fp);
+    char *s = probe_json(probe, n_probe);
+    mtl_meta_set(meta, "model_probe", s);
+    free(s);
+}
+
+/* Checks a loaded checkpoint's fingerprints against m; prints the reason and returns -1. */
+static int check_fingerprints(const MtlModelInfo *m, const char *path, const MtlMeta *meta) {
+    const char *fp = mtl_meta_get(meta, "model_fingerprint");
+    const char *probe = mtl_meta_get(meta, "model_probe");
+    if (!fp || !probe) {
+        fprintf(stderr, "%s: error: the checkpoint has no model fingerprint (written by an older "
+                        "mtlc trainer or another program), so it cannot be checked against model "
+                        "%s; train it again with this trainer\n", path, m->name);
+        return -1;
+    }
+    char mine[40];
+    model_fingerprint(m, mine, sizeof mine);
+    if (strcmp(fp, mine) != 0) {
+        fprintf(stderr, "%s: error: the checkpoint is of another model %s (fingerprint %s, this "
+                        "trainer's model has %s): same name, but its tensors, tasks or data "
+                        "settings (features, window, rul_cap, thresholds) differ; train it again "
+                        "with this trainer\n", path, m->name, fp, mine);
+        return -1;
+    }
+    float v[PROBE_MAX];
+    int n = model_probe(m, v);
+    if (probe_matches(probe, v, n) != 0) {
+        fprintf(stderr, "%s: error: the checkpoint is of another model %s: same name, tensor "
+                        "names and shapes, but the network computes something else (other "
+                        "layers or activations); train it again with this trainer\n", path,
+                m->name);
+        return -1;
+    }
+    return 0;
+}
+
 /* Parses a metadata JSON array of numbers into a fresh float array of exactly n entries. */
 static float *meta_floats(const MtlMeta *meta, const char *key, int *n_out) {
     const char *s = mtl_meta_get(meta, key);
@@ -405,7 +567,12 @@ static float *meta_floats(const MtlMeta *meta, const char *key, int *n_out) {
             cJSON_Delete(a);
             return NULL;
         }
-        v[i++] = (float)x->valuedouble;
+        v[i] = (float)x->valuedouble;
+        if (!isfinite(v[i++])) { /* beyond the float range */
+            free(v);
+            cJSON_Delete(a);
+            return NULL;
+        }
     }
     cJSON_Delete(a);
     *n_out = n;
@@ -457,34 +624,53 @@ static int load_checkpoint(const MtlModelInfo *m, const char *path, Buffers *b, 
     const char *seed = mtl_meta_get(&l->meta, "seed");
     l->seed = seed ? strtoull(seed, NULL, 10) : m->train.seed;
     d->cfg.seed = l->seed;
-    /* Use the features the checkpoint was trained on, so the inputs line up with the weights. */
+    /* Use the features the checkpoint was trained on, so the inputs line up with the weights:
+     * a JSON array of distinct, known names (C-MAPSS) or distinct column names (CSV). */
     const char *feat = mtl_meta_get(&l->meta, "features");
     if (feat) {
+        bool cmapss = m->data.kind == MTL_DATA_CMAPSS;
         cJSON *a = cJSON_Parse(feat);
-        if (cJSON_IsArray(a)) {
-            int n = cJSON_GetArraySize(a);
-            d->feature_store = xcalloc((size_t)n, sizeof *d->feature_store);
-            d->features = xcalloc((size_t)n, sizeof *d->features);
-            const cJSON *x;
-            cJSON_ArrayForEach(x, a) {
-                if (!cJSON_IsString(x)) break;
-                size_t len = strlen(x->valuestring) + 1;
-                char *c = xcalloc(len, 1);
-                memcpy(c, x->valuestring, len);
-                d->features[d->n_feature_store] = c;
-                d->feature_store[d->n_feature_store++] = c;
+        const cJSON *x;
+        const char *bad = NULL;
+        if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) == 0) bad = "is not a non-empty JSON array";
+        int n = bad ? 0 : cJSON_GetArraySize(a);
+        d->feature_store = xcalloc((size_t)n, sizeof *d->feature_store);
+        d->features = xcalloc((size_t)n, sizeof *d->features);
+        cJSON *names = bad ? NULL : a;
+        cJSON_ArrayForEach(x, names) {
+            if (!cJSON_IsString(x) || !x->valuestring[0]) {
+                bad = "holds something other than a feature name";
+                break;
             }
-            if (m->data.kind == MTL_DATA_CMAPSS) {
-                d->cfg.n_features = d->n_feature_store;
-                d->cfg.features = d->features;
-            } else {
-                d->cfg.n_input_columns = d->n_feature_store;
-                d->cfg.input_columns = d->features;
+            if (cmapss && !mtl_cmapss_feature_known(x->valuestring)) {
+                bad = "names an unknown C-MAPSS feature (expected setting1..setting3, s1..s21)";
+                break;
             }
+            for (int i = 0; i < d->n_feature_store; i++)
+                if (!strcmp(d->feature_store[i], x->valuestring)) bad = "names a feature twice";
+            if (bad) break;
+            size_t len = strlen(x->valuestring) + 1;
+            char *c = xcalloc(len, 1);
+            memcpy(c, x->valuestring, len);
+            d->features[d->n_feature_store] = c;
+            d->feature_store[d->n_feature_store++] = c;
         }
         cJSON_Delete(a);
+        if (bad) {
+            fprintf(stderr, "%s: error: metadata \"features\" %s (a damaged checkpoint, or not "
+                            "written by an mtlc trainer?)\n", path, bad);
+            return -1;
+        }
+        if (cmapss) {
+            d->cfg.n_features = d->n_feature_store;
+            d->cfg.features = d->features;
+        } else {
+            d->cfg.n_input_columns = d->n_feature_store;
+            d->cfg.input_columns = d->features;
+        }
     }
-    return 0;
+    /* last: the metadata itself is sound, but is it this model's? */
+    return check_fingerprints(m, path, &l->meta);
 }
 
 static void loaded_free(Loaded *l) {
@@ -563,12 +749,14 @@ static void print_test(const MtlModelInfo *m, const Metrics *r, const MtlDataset
         cJSON_AddBoolToObject(o, "rul_capped", capped);
         if (r->class_task >= 0) cJSON_AddItemToObject(o, "confusion", confusion_json(r));
         char *s = cJSON_PrintUnformatted(o);
-        fprintf(out_json, "%s\n", s);
-        fflush(out_json);
+        fprintf(out_json, "%s\n", s); /* flushed and checked by main() */
         free(s);
         cJSON_Delete(o);
     }
 }
+
+/* Time steps per sample: generated code runs batch x T rows through BLAS with an int count. */
+static int64_t time_steps(const MtlModelInfo *m) { return m->data.window > 1 ? m->data.window : 1; }
 
 int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
     int64_t epochs = o->epochs >= 0 ? o->epochs : m->train.epochs;
@@ -588,6 +776,12 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
         data_setup_free(&d);
         return 1;
     }
+    if (epochs < 1) {
+        fprintf(stderr, "trainer: error: model %s asks for %lld epochs; at least 1 is needed "
+                        "(use --epochs N)\n", m->name, (long long)epochs);
+        data_setup_free(&d);
+        return 1;
+    }
 
     int rc = 1;
     char err[MTL_ERR_SIZE];
@@ -597,13 +791,16 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
     MtlAdamW opt = {0};
     MtlLog log = {0};
     int64_t *perm = NULL;
-    double *loss_sum = NULL;
+    double *loss_sum = NULL, *loss_mean = NULL;
     char *out = o->out ? NULL : default_out(m);
     const char *out_dir = o->out ? o->out : out;
-    char *ckpt = NULL, *log_path = NULL;
+    char *ckpt = NULL, *log_path = NULL, *log_tmp = NULL;
     FILE *echo = o->quiet ? NULL : stdout;
+    Metrics tm = {0};
+    bool have_tm = false;
 
-    /* Load everything first: a bad file must stop the run before anything is written. */
+    /* Load and allocate everything first: a bad file or too little memory must stop the run
+     * before anything is created in OUT. */
     if (check_features(m, &d.cfg) != 0) goto done;
     if (!d.cfg.train_path)
         fprintf(stderr, "trainer: no training file in the spec or on the command line: using the "
@@ -625,19 +822,23 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
         if (mtl_data_load_test(&d.cfg, &norm, &test) != 0) goto done;
         if (check_dataset(m, &test, "test data") != 0) goto done;
     }
-
-    if (mtl_mkdir_p(out_dir, err, sizeof err) != 0) {
-        fprintf(stderr, "%s\n", err);
-        goto done;
+    char batch_note[96] = "";
+    if (batch > train.n) {
+        snprintf(batch_note, sizeof batch_note, " (capped from %lld at the number of training "
+                 "samples)", (long long)batch);
+        batch = train.n;
     }
-    ckpt = join(out_dir, "model.safetensors");
-    log_path = join(out_dir, "log.jsonl");
-    if (mtl_log_open(&log, log_path, err, sizeof err) != 0) {
-        fprintf(stderr, "%s\n", err);
+    if (batch > INT32_MAX / time_steps(m)) {
+        fprintf(stderr, "trainer: error: batch %lld x %lld time steps = %lld rows, more than the "
+                        "%d a BLAS call can take; use a smaller --batch (at most %lld)\n",
+                (long long)batch, (long long)time_steps(m), (long long)(batch * time_steps(m)),
+                INT32_MAX, (long long)(INT32_MAX / time_steps(m)));
         goto done;
     }
 
     int threads = mtl_blas_set_threads(o->threads);
+    float probe[PROBE_MAX];
+    int n_probe = model_probe(m, probe);
     buffers_alloc(&b, m, batch, true); /* buffers start at their init (zeros / ones) */
     mtl_init_params(m, b.params, seed);
     if (mtl_adamw_init(&opt, m->groups, m->n_groups, m->n_params, m->tensors, m->n_tensors) != 0) {
@@ -648,21 +849,40 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
     float lr = o->has_lr ? o->lr : m->train.lr;
     if (lr_override)
         for (int g = 0; g < opt.n_groups; g++) opt.groups[g].lr = lr;
+    perm = xcalloc((size_t)train.n, sizeof *perm);
+    loss_sum = xcalloc((size_t)m->n_tasks, sizeof *loss_sum);
+    loss_mean = xcalloc((size_t)m->n_tasks, sizeof *loss_mean);
+
+    /* The log is written as OUT/log.jsonl.tmp and renamed to OUT/log.jsonl only once the
+     * checkpoint is saved, so a failed or interrupted run never separates the two. */
+    if (mtl_mkdir_p(out_dir, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        goto done;
+    }
+    ckpt = join(out_dir, "model.safetensors");
+    log_path = join(out_dir, "log.jsonl");
+    log_tmp = join(out_dir, "log.jsonl.tmp");
+    if (mtl_log_open(&log, log_tmp, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        goto done;
+    }
 
     fprintf(stderr, "trainer: model %s, %lld parameters; train %lld samples (%s); validation %lld "
-                    "samples; %lld epochs, batch %lld, seed %llu; OpenBLAS kernel %s, %d threads\n",
+                    "samples; %lld epochs, batch %lld%s, seed %llu; OpenBLAS kernel %s, %d threads\n",
             m->name, (long long)m->n_params, (long long)train.n, train.source, (long long)val.n,
-            (long long)epochs, (long long)batch, (unsigned long long)seed, mtl_blas_corename(),
-            threads);
+            (long long)epochs, (long long)batch, batch_note, (unsigned long long)seed,
+            mtl_blas_corename(), threads);
+    if (val.n == 0 && d.cfg.validation > 0)
+        fprintf(stderr, "trainer: warning: the validation set is empty: the training data has "
+                        "only one %s, and whole %ss are held out; the log's \"val\" entries are "
+                        "null\n", d.cfg.kind == MTL_DATA_CMAPSS ? "engine" : "group",
+                d.cfg.kind == MTL_DATA_CMAPSS ? "engine" : "group");
     if (getenv("MTL_BLAS_REEXEC") && getenv("OPENBLAS_CORETYPE"))
         fprintf(stderr, "trainer: OpenBLAS did not recognise this CPU; kernel %s chosen from its "
                         "instruction set (MTL_NO_BLAS_SELECT=1 to keep OpenBLAS's choice)\n",
                 getenv("OPENBLAS_CORETYPE"));
 
-    perm = xcalloc((size_t)train.n, sizeof *perm);
     int64_t *idx = perm;
-    loss_sum = xcalloc((size_t)m->n_tasks, sizeof *loss_sum);
-    double *loss_mean = xcalloc((size_t)m->n_tasks, sizeof *loss_mean);
     int64_t step = 0;
     double t0 = mtl_now();
     bool tty = isatty(STDERR_FILENO) && !o->quiet;
@@ -701,25 +921,54 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
         free(line);
         if (wr != 0) {
             fprintf(stderr, "%s\n", err);
-            free(loss_mean);
             goto done;
         }
         done_epochs = e;
         for (int k = 0; k < m->n_tasks; k++)
             if (!isfinite(loss_mean[k])) {
                 fprintf(stderr, "trainer: error: the %s loss is %g at epoch %lld; training diverged "
-                                "(try a smaller --lr); no checkpoint written\n",
-                        m->tasks[k].name, loss_mean[k], (long long)e);
-                free(loss_mean);
+                                "(try a smaller --lr); no checkpoint written (the run's log is %s)\n",
+                        m->tasks[k].name, loss_mean[k], (long long)e, log_tmp);
                 goto done;
             }
     }
-    free(loss_mean);
+
+    /* The test result goes into the log before the checkpoint is saved, so that once the
+     * checkpoint exists only the log's rename remains. */
+    if (want_test) {
+        Outputs to = {0};
+        forward_all(&to, &b, m, &test);
+        compute_metrics(&tm, m, &test, &to);
+        have_tm = true;
+        outputs_free(&to);
+        /* stdout keeps JSON Lines: the test result is one more object; the prose goes to stderr */
+        cJSON *o2 = cJSON_CreateObject();
+        cJSON *t = metrics_json(&tm);
+        cJSON_AddNumberToObject(t, "engines", (double)tm.n);
+        cJSON_AddNumberToObject(t, "padded", (double)test.n_padded);
+        cJSON_AddBoolToObject(t, "rul_capped", d.cfg.cap_test_rul);
+        if (tm.class_task >= 0) cJSON_AddItemToObject(t, "confusion", confusion_json(&tm));
+        cJSON_AddItemToObject(o2, "test", t);
+        char *line = cJSON_PrintUnformatted(o2);
+        cJSON_Delete(o2);
+        int wr = mtl_log_write(&log, line, stdout, err, sizeof err);
+        free(line);
+        if (wr != 0) {
+            fprintf(stderr, "%s\n", err);
+            goto done;
+        }
+    }
+    /* every line of the log on disk before the checkpoint appears */
+    if (mtl_log_close(&log, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        goto done;
+    }
 
     /* Checkpoint: weights, optimizer state, and what eval/predict need to rebuild the inputs. */
     MtlMeta meta = {0};
     mtl_meta_set(&meta, "mtlc_version", MTLC_VERSION);
     mtl_meta_set(&meta, "model", m->name);
+    meta_set_fingerprints(&meta, m, probe, n_probe);
     meta_set_u64(&meta, "epoch", (uint64_t)done_epochs);
     meta_set_u64(&meta, "step", (uint64_t)step);
     meta_set_u64(&meta, "seed", seed);
@@ -742,31 +991,19 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
     mtl_meta_free(&meta);
     if (sv != 0) {
         fprintf(stderr, "%s\n", err);
+        fprintf(stderr, "trainer: the run's log is %s; %s was not changed\n", log_tmp, log_path);
+        goto done;
+    }
+    if (rename(log_tmp, log_path) != 0) {
+        fprintf(stderr, "trainer: error: cannot write %s (rename of %s failed): %s\n", log_path,
+                log_tmp, strerror(errno));
         goto done;
     }
     fprintf(stderr, "trainer: wrote %s and %s\n", ckpt, log_path);
 
-    if (want_test) {
-        Outputs to = {0};
-        Metrics tm;
-        forward_all(&to, &b, m, &test);
-        compute_metrics(&tm, m, &test, &to);
-        outputs_free(&to);
-        /* stdout keeps JSON Lines: the test result is one more object; the prose goes to stderr */
-        cJSON *o2 = cJSON_CreateObject();
-        cJSON *t = metrics_json(&tm);
-        cJSON_AddNumberToObject(t, "engines", (double)tm.n);
-        cJSON_AddNumberToObject(t, "padded", (double)test.n_padded);
-        cJSON_AddBoolToObject(t, "rul_capped", d.cfg.cap_test_rul);
-        if (tm.class_task >= 0) cJSON_AddItemToObject(t, "confusion", confusion_json(&tm));
-        cJSON_AddItemToObject(o2, "test", t);
-        char *line = cJSON_PrintUnformatted(o2);
-        cJSON_Delete(o2);
-        if (mtl_log_write(&log, line, stdout, err, sizeof err) != 0) fprintf(stderr, "%s\n", err);
-        free(line);
+    if (have_tm) {
         if (!o->quiet) print_test(m, &tm, &test, d.cfg.cap_test_rul, d.cfg.rul_cap, NULL, stderr);
         else print_padded(stderr, m, &test);
-        metrics_free(&tm);
     }
     rc = 0;
 done:
@@ -774,8 +1011,10 @@ done:
         fprintf(stderr, "%s\n", err);
         rc = 1;
     }
+    if (have_tm) metrics_free(&tm);
     free(perm);
     free(loss_sum);
+    free(loss_mean);
     mtl_adamw_free(&opt);
     buffers_free(&b, m);
     mtl_dataset_free(&train);
@@ -786,10 +1025,20 @@ done:
     free(out);
     free(ckpt);
     free(log_path);
+    free(log_tmp);
     return rc;
 }
 
 /* ---- eval --------------------------------------------------------------------------------- */
+
+/* Samples per forward call in eval / predict: the spec's batch, kept within what training
+ * accepts and what a BLAS call can take (the results do not depend on it). */
+static int64_t eval_batch(const MtlModelInfo *m) {
+    int64_t batch = m->train.batch > 0 ? m->train.batch : 256;
+    if (batch > MTL_MAX_BATCH) batch = MTL_MAX_BATCH;
+    if (batch > INT32_MAX / time_steps(m)) batch = INT32_MAX / time_steps(m);
+    return batch > 0 ? batch : 1;
+}
 
 static char *default_checkpoint(const MtlModelInfo *m) {
     char *dir = default_out(m);
@@ -804,8 +1053,7 @@ int mtl_eval(const MtlModelInfo *m, const MtlEvalOptions *o) {
     char *def = o->checkpoint ? NULL : default_checkpoint(m);
     const char *path = o->checkpoint ? o->checkpoint : def;
     Buffers b;
-    int64_t batch = m->train.batch > 0 ? m->train.batch : 256;
-    buffers_alloc(&b, m, batch, false);
+    buffers_alloc(&b, m, eval_batch(m), false);
     Loaded l = {0};
     MtlDataset test = {0};
     int rc = 1;
@@ -878,8 +1126,7 @@ int mtl_predict(const MtlModelInfo *m, const MtlPredictOptions *o) {
     char *def = o->checkpoint ? NULL : default_checkpoint(m);
     const char *path = o->checkpoint ? o->checkpoint : def;
     Buffers b;
-    int64_t batch = m->train.batch > 0 ? m->train.batch : 256;
-    buffers_alloc(&b, m, batch, false);
+    buffers_alloc(&b, m, eval_batch(m), false);
     Loaded l = {0};
     MtlDataset in = {0};
     Outputs out = {0};
@@ -895,14 +1142,23 @@ int mtl_predict(const MtlModelInfo *m, const MtlPredictOptions *o) {
         goto done;
     }
     forward_all(&out, &b, m, &in);
-    if (o->output) {
-        /* same rule as checkpoints: the output appears complete or not at all */
+    struct stat ost;
+    bool direct = o->output && stat(o->output, &ost) == 0 && !S_ISREG(ost.st_mode);
+    if (o->output && !direct) {
+        /* same rule as checkpoints: a file appears complete or not at all */
         size_t n = strlen(o->output) + 5;
         tmp = xcalloc(n, 1);
         snprintf(tmp, n, "%s.tmp", o->output);
         f = fopen(tmp, "w");
         if (!f) {
             fprintf(stderr, "%s: error: cannot open for writing: %s\n", tmp, strerror(errno));
+            goto done;
+        }
+    } else if (direct) {
+        /* a device or a pipe (/dev/stdout, a FIFO) is written as it is: it cannot be renamed */
+        f = fopen(o->output, "w");
+        if (!f) {
+            fprintf(stderr, "%s: error: cannot open for writing: %s\n", o->output, strerror(errno));
             goto done;
         }
     } else {
@@ -967,28 +1223,29 @@ int mtl_predict(const MtlModelInfo *m, const MtlPredictOptions *o) {
                 (long long)in.window, (long long)n_pad, (long long)in.n, (long long)(in.window - 1));
     }
     if (o->output) {
-        int bad = ferror(f);
-        if (fflush(f) != 0 || bad || fsync(fileno(f)) != 0) {
-            fprintf(stderr, "%s: error: write failed: %s\n", tmp, strerror(errno));
-            fclose(f);
-            f = NULL;
-            unlink(tmp);
-            goto done;
-        }
-        int cl = fclose(f);
+        /* every write checked: the stream's error flag, the flush, fsync (of a regular file)
+         * and the close; a failed temporary is removed and an earlier file kept */
+        errno = 0;
+        int bad = ferror(f) ? (errno ? errno : EIO) : 0;
+        if (!bad && fflush(f) != 0) bad = errno ? errno : EIO;
+        if (!bad && !direct && fsync(fileno(f)) != 0) bad = errno ? errno : EIO;
+        if (fclose(f) != 0 && !bad) bad = errno ? errno : EIO;
         f = NULL;
-        if (cl != 0 || rename(tmp, o->output) != 0) {
-            fprintf(stderr, "%s: error: cannot write: %s\n", o->output, strerror(errno));
-            unlink(tmp);
+        if (!bad && tmp && rename(tmp, o->output) != 0) bad = errno ? errno : EIO;
+        if (bad) {
+            fprintf(stderr, "trainer: error: cannot write %s: %s\n", o->output, strerror(bad));
+            if (tmp) unlink(tmp);
             goto done;
         }
         fprintf(stderr, "trainer: wrote %lld predictions to %s\n", (long long)in.n, o->output);
-    } else if (fflush(stdout) != 0) {
-        fprintf(stderr, "trainer: error: writing to stdout failed: %s\n", strerror(errno));
-        goto done;
     }
+    /* stdout is flushed and checked by main() before the program exits */
     rc = 0;
 done:
+    if (f && f != stdout) { /* only on an early failure: the output is incomplete */
+        fclose(f);
+        if (tmp) unlink(tmp);
+    }
     outputs_free(&out);
     mtl_dataset_free(&in);
     loaded_free(&l);

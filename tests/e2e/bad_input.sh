@@ -54,4 +54,80 @@ cmp -s "$WORK/keep/model.safetensors" "$WORK/keep.good" || fail "a failed run ch
 head -c 100 "$WORK/keep.good" >"$WORK/truncated.safetensors"
 expect_status 1 "$T" eval --checkpoint "$WORK/truncated.safetensors"
 expect_stderr "truncated.safetensors"
+# --- command line: epochs >= 1, batch 1..1000000, no empty paths, help per command ---
+expect_status 2 "$T" train --epochs 0 --out "$WORK/e0"
+expect_stderr "integer >= 1"
+[ ! -e "$WORK/e0" ] || fail "--epochs 0 created the output folder"
+expect_status 2 "$T" train --batch 1000000000
+expect_stderr "bad value '1000000000' for --batch"
+expect_status 2 "$T" train -o ""
+expect_stderr "empty output path"
+expect_status 2 "$T" predict -i "$D/short_row.txt" -o ""
+expect_stderr "empty output path"
+expect_status 0 "$T" train --help
+grep -q -- "usage: trainer train" "$WORK/stdout" || fail "train --help is not train's"
+grep -q -- "--input" "$WORK/stdout" && fail "train --help shows predict's options"
+expect_status 0 "$T" predict --help
+grep -q -- "usage: trainer predict" "$WORK/stdout" || fail "predict --help is not predict's"
+grep -q -- "--epochs" "$WORK/stdout" && fail "predict --help shows train's options"
+cp "$T" "$WORK/my-trainer"
+expect_status 2 "$WORK/my-trainer" train --bogus
+expect_stderr "^my-trainer: error: unknown option '--bogus' (see 'my-trainer train --help')"
+
+# --- data values: finite decimal float32 numbers only; interleaved engines name the first line ---
+expect_status 1 "$T" train --train "$D/value_1e39.txt" --out "$WORK/v1"
+expect_stderr "value_1e39.txt:3: error: column s4: '1e39' is out of the float32 range"
+[ ! -e "$WORK/v1" ] || fail "a bad data file created the output folder"
+expect_status 1 "$T" train --train "$D/value_hex.txt" --out "$WORK/v2"
+expect_stderr "value_hex.txt:3: error: column s4: '0x10' is not a number"
+expect_status 1 "$T" train --train "$D/engines_interleaved.txt" --out "$WORK/v3"
+expect_stderr "engines_interleaved.txt:5: error: engine 1 appears again (its rows start at line 1;"
+# one engine: nothing to validate on, and the run says so
+expect_status 0 "$T" train --train "$D/single_engine.txt" --epochs 1 --quiet --out "$WORK/one"
+expect_stderr "warning: the validation set is empty"
+grep -q '"val":null' "$WORK/one/log.jsonl" || fail "empty validation not null in the log"
+# a batch beyond the data is capped at the number of samples
+expect_status 0 "$T" train --train "$D/single_engine.txt" --epochs 1 --batch 1000000 --quiet --out "$WORK/one"
+expect_stderr "batch 40 (capped from 1000000 at the number of training samples)"
+
+# --- the log belongs to the checkpoint: a run that fails keeps both, its log stays .tmp ---
+cp "$WORK/keep/log.jsonl" "$WORK/keep.log.good"
+mkdir "$WORK/keep/model.safetensors.tmp"
+expect_status 1 "$T" train --epochs 2 --quiet --out "$WORK/keep"
+cmp -s "$WORK/keep/log.jsonl" "$WORK/keep.log.good" || fail "a failed run replaced log.jsonl"
+cmp -s "$WORK/keep/model.safetensors" "$WORK/keep.good" || fail "a failed run changed the checkpoint"
+[ -s "$WORK/keep/log.jsonl.tmp" ] || fail "the failed run's partial log is not in log.jsonl.tmp"
+rmdir "$WORK/keep/model.safetensors.tmp"
+
+# --- a checkpoint of another model with the same name and shapes is refused (tanh for relu) ---
+sed 's/dense(32) relu/dense(32) tanh/' "$SRC/examples/dual_mlp.mtl" >"$WORK/tanh.mtl"
+grep -q 'dense(32) tanh' "$WORK/tanh.mtl" || fail "dual_mlp.mtl no longer has dense(32) relu"
+"$MTLC" "$WORK/tanh.mtl" -o "$WORK/tanh-trainer"
+"$WORK/tanh-trainer" train --epochs 1 --quiet --out "$WORK/tanh" >/dev/null 2>&1 || fail "tanh train"
+expect_status 1 "$T" eval --checkpoint "$WORK/tanh/model.safetensors"
+expect_stderr "tanh/model.safetensors: error: the checkpoint is of another model"
+expect_status 1 "$T" predict --checkpoint "$WORK/tanh/model.safetensors" --input "$D/short_row.txt"
+expect_stderr "tanh/model.safetensors: error:"
+expect_status 0 "$T" eval --checkpoint "$WORK/keep/model.safetensors"
+
+# --- write failures: an output that cannot be written is an error, never a partial file ---
+head -n 3 "$D/value_hex.txt" | head -n 2 >"$WORK/rows.txt"
+echo "earlier" >"$WORK/pred.csv"
+mkdir "$WORK/pred.csv.tmp"
+expect_status 1 "$T" predict -c "$WORK/keep/model.safetensors" -i "$WORK/rows.txt" -o "$WORK/pred.csv"
+[ "$(cat "$WORK/pred.csv")" = earlier ] || fail "a failed predict replaced the earlier output"
+rmdir "$WORK/pred.csv.tmp"
+if [ -c /dev/full ]; then
+  expect_status 1 "$T" predict -c "$WORK/keep/model.safetensors" -i "$WORK/rows.txt" -o /dev/full
+  expect_stderr "cannot write /dev/full: No space left on device"
+  [ -c /dev/full ] || fail "predict replaced /dev/full"
+  for args in "predict -c $WORK/keep/model.safetensors -i $WORK/rows.txt" \
+              "eval -c $WORK/keep/model.safetensors" "eval -c $WORK/keep/model.safetensors --json" \
+              "--help" "train --help" "--version"; do
+    # shellcheck disable=SC2086
+    set +e; "$T" $args >/dev/full 2>"$WORK/stderr"; got=$?; set -e
+    [ "$got" = 1 ] || fail "'trainer $args >/dev/full' exited $got, expected 1"
+    expect_stderr "cannot write standard output: No space left on device"
+  done
+fi
 echo "bad input ok"

@@ -198,7 +198,15 @@ typedef struct BadCase {
 static const BadCase bad_rows[] = {
     {"cmapss_short_row.txt", "cmapss_short_row.txt:2: error: expected 26 columns, found 25\n"},
     {"cmapss_extra_column.txt", "cmapss_extra_column.txt:2: error: expected 26 columns, found 27\n"},
-    {"cmapss_non_number.txt", "cmapss_non_number.txt:3: error: s2: 'abc' is not a number\n"},
+    {"cmapss_non_number.txt", "cmapss_non_number.txt:3: error: column s2: 'abc' is not a number\n"},
+    /* only finite decimal numbers within the float32 range are data */
+    {"cmapss_value_1e39.txt",
+     "cmapss_value_1e39.txt:3: error: column s2: '1e39' is out of the float32 range\n"},
+    {"cmapss_value_1e300.txt",
+     "cmapss_value_1e300.txt:3: error: column s2: '1e300' is out of the float32 range\n"},
+    {"cmapss_value_hex.txt", "cmapss_value_hex.txt:3: error: column s2: '0x10' is not a number\n"},
+    {"cmapss_value_inf.txt", "cmapss_value_inf.txt:3: error: column s2: 'inf' is not a number\n"},
+    {"cmapss_value_nan.txt", "cmapss_value_nan.txt:3: error: column s2: 'nan' is not a number\n"},
     {"cmapss_fractional_engine.txt",
      "cmapss_fractional_engine.txt:2: error: engine '1.5' is not a non-negative integer\n"},
     {"cmapss_decreasing_cycle.txt",
@@ -210,6 +218,31 @@ static const BadCase bad_rows[] = {
     {"cmapss_empty.txt", "cmapss_empty.txt:1: error: no data rows (empty file)\n"},
     {"no_such_file.txt", "no_such_file.txt: error: cannot open: No such file or directory\n"},
 };
+
+/* An engine seen three times: every repeat names the line where its rows start (line 1), not
+ * where the previous repeat was. */
+static void test_engines_interleaved(void **state) {
+    (void)state;
+    const char *path = join(test_data(), "cmapss_engines_interleaved.txt");
+    MtlDataConfig c = base_cfg(path);
+    MtlDataset tr, va;
+    MtlNorm norm;
+    capture_begin();
+    int rc = mtl_data_load_train(&c, &tr, &va, &norm);
+    const char *err = capture_end();
+    assert_int_equal(rc, -1);
+    char expect[2048];
+    const char *tail = "each engine's rows must be one contiguous block)\n";
+    snprintf(expect, sizeof expect,
+             "%s:3: error: engine 1 appears again (its rows start at line 1; %s"
+             "%s:5: error: engine 1 appears again (its rows start at line 1; %s"
+             "%s:4: error: engine 2 appears again (its rows start at line 2; %s",
+             path, tail, path, tail, path, tail);
+    assert_string_equal(err, expect);
+    mtl_dataset_free(&tr);
+    mtl_dataset_free(&va);
+    mtl_norm_free(&norm);
+}
 
 static void test_bad_rows(void **state) {
     (void)state;
@@ -770,7 +803,7 @@ int main(void) {
         cmocka_unit_test(test_small_labels), cmocka_unit_test(test_bad_rows),   cmocka_unit_test(test_bad_rul),
         cmocka_unit_test(test_bad_config),   cmocka_unit_test(test_fd001_train), cmocka_unit_test(test_fd001_test),
         cmocka_unit_test(test_fd001_split),  cmocka_unit_test(test_small_windows), cmocka_unit_test(test_window_too_long),
-        cmocka_unit_test(test_fd001_windows),
+        cmocka_unit_test(test_fd001_windows), cmocka_unit_test(test_engines_interleaved),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

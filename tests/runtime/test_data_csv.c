@@ -168,6 +168,12 @@ static void test_bad_files(void **state) {
          "csv_bad_class.csv:3: error: column 'cls': class label '3' is not an integer in 0..2\n"},
         {"csv_short_row.csv", "csv_short_row.csv:3: error: expected 5 columns, found 4\n"},
         {"csv_non_number.csv", "csv_non_number.csv:3: error: column 'b': 'abc' is not a number\n"},
+        /* values must be decimal numbers representable as float32 */
+        {"csv_value_range.csv",
+         "csv_value_range.csv:3: error: column 'b': '1e39' is out of the float32 range\n"},
+        {"csv_target_range.csv",
+         "csv_target_range.csv:3: error: column 'y': '-1e300' is out of the float32 range\n"},
+        {"csv_value_hex.csv", "csv_value_hex.csv:3: error: column 'b': '0x1A' is not a number\n"},
         {"csv_empty.csv", "csv_empty.csv:1: error: empty file: expected a header row\n"},
         {"csv_missing.csv", "csv_missing.csv: error: cannot open: No such file or directory\n"},
     };

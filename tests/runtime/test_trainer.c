@@ -223,6 +223,48 @@ static void test_usage_errors(void **state) {
     r = run("train", "--help", NULL);
     expect_status(&r, 0);
     assert_non_null(strstr(r.out, "--epochs"));
+    /* each command's help is its own, under the program's real name */
+    assert_non_null(strstr(r.out, "usage: runtime_tiny_trainer train"));
+    assert_null(strstr(r.out, "--input"));
+    assert_non_null(strstr(r.out, "log.jsonl.tmp"));
+    run_free(&r);
+    r = run("predict", "--help", NULL);
+    expect_status(&r, 0);
+    assert_non_null(strstr(r.out, "usage: runtime_tiny_trainer predict"));
+    assert_non_null(strstr(r.out, "--input"));
+    assert_null(strstr(r.out, "--epochs"));
+    run_free(&r);
+    r = run("eval", "--help", NULL);
+    expect_status(&r, 0);
+    assert_non_null(strstr(r.out, "usage: runtime_tiny_trainer eval"));
+    assert_non_null(strstr(r.out, "--json"));
+    assert_null(strstr(r.out, "--input"));
+    run_free(&r);
+    r = run("train", "--bogus", NULL);
+    assert_non_null(strstr(r.err, "runtime_tiny_trainer: error:"));
+    run_free(&r);
+
+    /* epochs >= 1; batch 1..1000000; no empty paths */
+    r = run("train", "--epochs", "0", NULL);
+    expect_status(&r, 2);
+    assert_non_null(strstr(r.err, "integer >= 1"));
+    run_free(&r);
+    r = run("train", "-b", "1000001", NULL);
+    expect_status(&r, 2);
+    run_free(&r);
+    r = run("train", "-b", "1000000000", NULL);
+    expect_status(&r, 2);
+    run_free(&r);
+    r = run("train", "-o", "", NULL);
+    expect_status(&r, 2);
+    assert_non_null(strstr(r.err, "empty output path"));
+    run_free(&r);
+    r = run("predict", "-i", "x.txt", "-o", "", NULL);
+    expect_status(&r, 2);
+    assert_non_null(strstr(r.err, "empty output path"));
+    run_free(&r);
+    r = run("eval", "-c", "", NULL);
+    expect_status(&r, 2);
     run_free(&r);
 }
 
@@ -459,6 +501,148 @@ static void test_train_synthetic(void **state) {
     free(csv);
 }
 
+/* ---- checkpoints must come from this model, with sound metadata and weights ----------------- */
+
+/* Re-saves OUT/model.safetensors as NAME with metadata key set to value (NULL: removed) and,
+ * if poison is not NULL, that tensor's first element set to NaN. */
+static const char *resave(const char *name, const char *key, const char *value, const char *poison) {
+    MtlModelInfo m;
+    char err[MTL_ERR_SIZE];
+    assert_int_equal(mtl_model_info_parse(mtl_model_json, &m, err, sizeof err), 0);
+    float *p = calloc((size_t)m.n_params, sizeof(float));
+    float bufs[8];
+    MtlMeta meta = {0}, keep = {0};
+    if (mtl_checkpoint_load(path_in("ck/model.safetensors"), &m, p, bufs, NULL, &meta, err,
+                            sizeof err))
+        fail_msg("%s", err);
+    for (int i = 0; i < meta.n; i++)
+        if (strncmp(meta.key[i], "optimizer.", 10) && strcmp(meta.key[i], "format") &&
+            (!key || strcmp(meta.key[i], key)))
+            mtl_meta_set(&keep, meta.key[i], meta.value[i]);
+    if (key && value) mtl_meta_set(&keep, key, value);
+    if (poison)
+        for (int t = 0; t < m.n_tensors; t++)
+            if (!strcmp(m.tensors[t].name, poison)) p[m.tensors[t].offset] = NAN;
+    const char *path = path_in(name);
+    if (mtl_checkpoint_save(path, &m, p, bufs, NULL, &keep, err, sizeof err)) fail_msg("%s", err);
+    mtl_meta_free(&keep);
+    mtl_meta_free(&meta);
+    free(p);
+    mtl_model_info_free(&m);
+    return path;
+}
+
+static void expect_eval_error(const char *ckpt, const char *what) {
+    Run r = run("eval", "-c", ckpt, NULL);
+    expect_status(&r, 1);
+    if (!strstr(r.err, what)) fail_msg("eval of %s: stderr lacks '%s':\n%s", ckpt, what, r.err);
+    if (!strstr(r.err, ckpt)) fail_msg("eval of %s: stderr does not name it:\n%s", ckpt, r.err);
+    run_free(&r);
+    r = run("predict", "-c", ckpt, "-i", path_in("none.txt"), NULL);
+    expect_status(&r, 1);
+    if (!strstr(r.err, what)) fail_msg("predict with %s: stderr lacks '%s':\n%s", ckpt, what, r.err);
+    run_free(&r);
+}
+
+static void test_checkpoint_checks(void **state) {
+    (void)state;
+    Run r = run("train", "-e", "1", "-o", path_in("ck"), "-q", NULL);
+    expect_status(&r, 0);
+    run_free(&r);
+    /* the checkpoint carries both fingerprints */
+    MtlSafetensors st;
+    char err[MTL_ERR_SIZE];
+    if (mtl_safetensors_read(path_in("ck/model.safetensors"), &st, err, sizeof err)) fail_msg("%s", err);
+    const char *fp = mtl_meta_get(&st.meta, "model_fingerprint");
+    assert_non_null(fp);
+    assert_int_equal(strncmp(fp, "fnv1a64:", 8), 0);
+    assert_int_equal(strlen(fp), 8 + 16);
+    assert_non_null(mtl_meta_get(&st.meta, "model_probe"));
+    mtl_safetensors_free(&st);
+    /* an unchanged re-save still evaluates */
+    r = run("eval", "-c", resave("same.safetensors", NULL, NULL, NULL), NULL);
+    expect_status(&r, 0);
+    run_free(&r);
+
+    expect_eval_error(resave("nofp.safetensors", "model_fingerprint", NULL, NULL),
+                      "no model fingerprint");
+    expect_eval_error(resave("otherfp.safetensors", "model_fingerprint", "fnv1a64:0123456789abcdef", NULL),
+                      "is of another model");
+    /* same table, other network (say tanh for relu): the probe outputs differ */
+    expect_eval_error(resave("otherprobe.safetensors", "model_probe", "[1,2,3,4,5,6,7,8]", NULL),
+                      "computes something else");
+    expect_eval_error(resave("feat_text.safetensors", "features", "xx", NULL),
+                      "metadata \"features\" is not a non-empty JSON array");
+    expect_eval_error(resave("feat_twice.safetensors", "features", "[\"s2\",\"s2\"]", NULL),
+                      "names a feature twice");
+    expect_eval_error(resave("feat_unknown.safetensors", "features", "[\"s2\",\"s99\"]", NULL),
+                      "unknown C-MAPSS feature");
+    expect_eval_error(resave("feat_number.safetensors", "features", "[1,2]", NULL),
+                      "other than a feature name");
+    expect_eval_error(resave("norm_inf.safetensors", "norm_mean", "[1e39]", NULL),
+                      "norm_mean/norm_std missing or malformed");
+    expect_eval_error(resave("nan.safetensors", NULL, NULL, "shared.weight"),
+                      "tensor \"shared.weight\" holds NaN");
+}
+
+/* The log lives in OUT/log.jsonl.tmp until the checkpoint is saved: a run that fails at the end
+ * leaves the earlier log.jsonl and model.safetensors as they were. */
+static void test_log_with_checkpoint(void **state) {
+    (void)state;
+    Run r = run("train", "-e", "2", "-o", path_in("lg"), "-q", NULL);
+    expect_status(&r, 0);
+    run_free(&r);
+    struct stat st;
+    assert_int_equal(stat(path_in("lg/log.jsonl.tmp"), &st), -1);
+    long n1, n2;
+    char *log1 = slurp(path_in("lg/log.jsonl"), &n1);
+    char *ck1 = slurp(path_in("lg/model.safetensors"), &n2);
+    assert_non_null(log1);
+    /* the checkpoint's temporary is a directory: saving fails after every epoch was logged */
+    assert_int_equal(mkdir(path_in("lg/model.safetensors.tmp"), 0755), 0);
+    r = run("train", "-e", "3", "-o", path_in("lg"), "-q", NULL);
+    expect_status(&r, 1);
+    assert_non_null(strstr(r.err, "log.jsonl.tmp"));
+    run_free(&r);
+    long m1, m2;
+    char *log2 = slurp(path_in("lg/log.jsonl"), &m1);
+    char *ck2 = slurp(path_in("lg/model.safetensors"), &m2);
+    assert_int_equal(n1, m1);
+    assert_memory_equal(log1, log2, (size_t)n1);
+    assert_int_equal(n2, m2);
+    assert_memory_equal(ck1, ck2, (size_t)n2);
+    /* the failed run's own log is kept under the in-progress name */
+    char *partial = slurp(path_in("lg/log.jsonl.tmp"), NULL);
+    assert_non_null(partial);
+    assert_non_null(strstr(partial, "{\"epoch\":3,"));
+    free(partial);
+    free(log1);
+    free(log2);
+    free(ck1);
+    free(ck2);
+    rmdir(path_in("lg/model.safetensors.tmp"));
+
+    /* a batch larger than the data is capped at the number of samples, and said so */
+    r = run("train", "-e", "1", "-b", "1000000", "-o", path_in("big"), "-q", NULL);
+    expect_status(&r, 0);
+    assert_non_null(strstr(r.err, "(capped from 1000000 at the number of training samples)"));
+    run_free(&r);
+
+    /* a failed predict output keeps the earlier file and leaves no temporary behind */
+    FILE *f = fopen(path_in("pred.csv"), "w");
+    fputs("earlier\n", f);
+    fclose(f);
+    assert_int_equal(mkdir(path_in("pred.csv.tmp"), 0755), 0);
+    r = run("predict", "-c", path_in("lg/model.safetensors"), "-i", path_in("rows.txt"), "-o",
+            path_in("pred.csv"), NULL);
+    expect_status(&r, 1);
+    run_free(&r);
+    char *pred = slurp(path_in("pred.csv"), NULL);
+    assert_string_equal(pred, "earlier\n");
+    free(pred);
+    rmdir(path_in("pred.csv.tmp"));
+}
+
 /* ---- windows -------------------------------------------------------------------------------- */
 
 /* A C-MAPSS row of engine e, cycle c with s2 = 642 + c/100 (the other columns FD001-like). */
@@ -659,6 +843,8 @@ int main(void) {
         cmocka_unit_test(test_blas_choice),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_train_synthetic),
+        cmocka_unit_test(test_checkpoint_checks),
+        cmocka_unit_test(test_log_with_checkpoint),
         cmocka_unit_test(test_windowed),
         cmocka_unit_test(test_train_cmapss_slice),
     };
