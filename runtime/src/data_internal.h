@@ -9,6 +9,7 @@
 #define MTL_DATA_INTERNAL_H
 
 #include "mtl_data.h"
+#include "mtl_runtime.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -16,9 +17,8 @@
 
 /* ---- 64-bit generator (shuffle.c): xoshiro256** seeded through splitmix64 ---- */
 
-typedef struct DataRng {
-    uint64_t s[4];
-} DataRng;
+/* The runtime's one generator (runtime/src/rng.c), seeded the data module's own way. */
+typedef MtlRng DataRng;
 
 /* Streams keep independent uses of one user seed from sharing draws. */
 enum { DATA_STREAM_SHUFFLE = 1, DATA_STREAM_SPLIT = 2, DATA_STREAM_SYNTH = 3 };

@@ -1,9 +1,8 @@
 /* The runtime's one random generator: xoshiro256** (Blackman & Vigna), seeded through
  * splitmix64 so that any 64-bit seed, even 0, gives a well-mixed state. Sub-streams (init,
  * dropout per step) are derived from the run seed, so one seed determines every draw.
- *
- * Not cryptographic, and not the data module's shuffling generator (mtl_shuffle owns its own
- * seeding from (seed, epoch)).
+ * The data module (shuffle.c) uses the same generator with its own seeding from
+ * (seed, stream, sub). Not cryptographic.
  */
 #include "mtl_runtime.h"
 

@@ -1,48 +1,26 @@
-/* Seeded randomness for the data side of the runtime: the xoshiro256** generator (seeded
- * through splitmix64), Fisher-Yates permutations and mtl_shuffle, the per-epoch sample order.
+/* Seeded randomness for the data side of the runtime: the runtime's xoshiro256** generator
+ * (rng.c) seeded from (seed, stream, sub), Fisher-Yates permutations and mtl_shuffle, the
+ * per-epoch sample order.
  *
  * One (seed, stream, sub) triple gives one reproducible sequence on every platform: only
- * integer arithmetic is used for the draws that pick orders. Not for cryptography, and not the
- * generator used for parameter initialisation or dropout (those live with the trainer).
+ * integer arithmetic is used for the draws that pick orders. Not for cryptography.
  */
 #include "data_internal.h"
 
 #include <math.h>
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k) {
-    return (x << k) | (x >> (64 - k));
-}
-
 void data_rng_seed(DataRng *r, uint64_t seed, uint64_t stream, uint64_t sub) {
     /* Mix the three parts through splitmix64 in turn, so nearby seeds, streams or epochs give
      * unrelated states (a plain XOR would make (1, 0) and (0, 1) collide). */
     uint64_t x = seed;
-    uint64_t h = splitmix64(&x);
+    uint64_t h = mtl_splitmix64(&x);
     x = h ^ stream;
-    h = splitmix64(&x);
+    h = mtl_splitmix64(&x);
     x = h ^ sub;
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+    for (int i = 0; i < 4; i++) r->s[i] = mtl_splitmix64(&x);
 }
 
-uint64_t data_rng_next(DataRng *r) {
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
+uint64_t data_rng_next(DataRng *r) { return mtl_rng_next(r); }
 
 uint64_t data_rng_below(DataRng *r, uint64_t n) {
     /* Rejection of the top partial range keeps every value equally likely (a plain modulo
