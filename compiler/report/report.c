@@ -3,6 +3,8 @@
  * model (sema did) and does not print diagnostics. */
 #include "report/report.h"
 
+#include "seq_kernels.h" /* the kernels' own scratch sizes, as the code generator plans them */
+
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,27 +15,34 @@
     "for dense matrix products (input and weight gradients) and 1x for elementwise ops"
 #define MEMORY_RULE                                                                                \
     "float32 parameters + gradients + 2 AdamW moments (trainable only), + activations "            \
-    "(input and every layer output) and their gradients, + targets, for one batch"
+    "(input and every layer output) and the gradients of the layer outputs, + targets, for one "   \
+    "batch"
+#define SCRATCH_RULE                                                                               \
+    ", + the kernel scratch (one area shared by all layers, sized for the largest: per-sample "    \
+    "part * batch + fixed part)"
 
 /* Extra rules, one per layer kind, printed (and appended to the JSON rules) only for the kinds
  * a model uses, so a dense model's report says exactly what it always said. T is time steps,
  * E the attention width, NH its heads, H the LSTM hidden size, I its input width. */
 static const struct KindRule {
     LayerKind kind;
-    const char *flops, *memory; /* memory NULL: nothing saved beyond the layer's output */
+    const char *flops, *memory; /* memory NULL: nothing saved beyond the layer's output, no scratch */
 } kind_rules[] = {
-    {LAYER_CONV1D, "conv1d = 2*To*Cout*Cin*K, bias 1 per output", NULL},
+    {LAYER_CONV1D, "conv1d = 2*To*Cout*Cin*K, bias 1 per output",
+     "conv1d keeps only its output; scratch (im2col workspace) To*K*Cin per sample + 2*Cout*K*Cin"},
     {LAYER_BATCHNORM, "batchnorm = 5 per element", "batchnorm keeps its normalised input"},
-    {LAYER_LAYERNORM, "layernorm = 5 per element", "layernorm keeps its normalised input and 2 statistics per row"},
+    {LAYER_LAYERNORM, "layernorm = 5 per element", "layernorm keeps its normalised input and 1 statistic per row"},
     {LAYER_LSTM, "lstm = 2*T*4H*(I+H) + 17*T*H per layer and direction (bias adds, gates, cell, output), "
                  "dropout between layers 1 per element",
-     "lstm keeps gates 4*T*H and cells T*H per layer and direction, and every lower layer's output"},
+     "lstm keeps gates 4*T*H and cells T*H per layer and direction, every lower layer's output and its "
+     "dropout output (with their gradients); scratch 4*T*H + 2*H per sample"},
     {LAYER_ATTENTION, "attention = 2*T*E*3E (in projection) + 2*T*T*E*2 (scores, weighted sum) + "
                       "2*T*E*E (out projection), biases 1 per element, softmax 5 per score (NH*T*T), "
                       "dropout on the probabilities 1 per score",
-     "attention keeps q, k, v (3*T*E), the probabilities NH*T*T (twice with dropout) and the context T*E"},
+     "attention keeps q, k, v (3*T*E), the probabilities NH*T*T and the context T*E; scratch 4*T*E per "
+     "sample + 2*T*T"},
     {LAYER_RESIDUAL, "residual add = 1 per element", NULL},
-    {LAYER_POOL, "pool(mean|max) = 1 per input element, pool(last) 0", NULL},
+    {LAYER_POOL, "pool(mean|max) = 1 per input element, pool(last) 0", "pool(max) keeps its argmax"},
     {LAYER_FLATTEN, "flatten = 0 (a view)", "flatten is a view and adds nothing"},
 };
 #define N_KIND_RULES (int)(sizeof kind_rules / sizeof kind_rules[0])
@@ -59,8 +68,18 @@ static int64_t mul3(int64_t a, int64_t b, int64_t c)
 typedef struct Cost {
     int64_t mm;   /* matrix-product FLOPs (backward 2x) */
     int64_t elem; /* elementwise FLOPs (backward 1x) */
-    int64_t acts; /* floats kept per sample: the layer's output and its saved state */
+    int64_t acts;  /* floats kept per sample: the layer's output and its saved state */
+    int64_t grads; /* gradient floats per sample: one per layer output (saved state has none) */
+    MtkScratch scratch; /* the largest kernel scratch (per-sample and fixed parts, each the max) */
 } Cost;
+
+static void scratch_max(Cost *c, MtkScratch s)
+{
+    if (s.per_sample > c->scratch.per_sample)
+        c->scratch.per_sample = s.per_sample;
+    if (s.fixed > c->scratch.fixed)
+        c->scratch.fixed = s.fixed;
+}
 
 /* Per-sample cost of a layer list (residual bodies included), by the rules above. */
 static void layers_cost(const Layer *layers, int n, Cost *c)
@@ -71,8 +90,10 @@ static void layers_cost(const Layer *layers, int n, Cost *c)
         int64_t t = L->in.rank == 2 ? L->in.dim[0] : 1;
         int64_t last = L->in.rank ? L->in.dim[L->in.rank - 1] : 1;
         int64_t e = last, h = L->units;
-        if (L->kind != LAYER_FLATTEN) /* flatten is a view of its input */
+        if (L->kind != LAYER_FLATTEN) { /* flatten is a view of its input */
             c->acts = sat_add(c->acts, out);
+            c->grads = sat_add(c->grads, out);
+        }
         switch (L->kind) {
         case LAYER_DENSE:
             c->mm = sat_add(c->mm, mul3(2, in, L->units));
@@ -87,13 +108,14 @@ static void layers_cost(const Layer *layers, int n, Cost *c)
             c->mm = sat_add(c->mm, mul3(2, out, mul3(L->in.dim[L->in.rank - 1], L->kernel, 1)));
             if (L->bias)
                 c->elem = sat_add(c->elem, out);
+            scratch_max(c, mtk_conv1d_scratch(t, last, L->units, L->kernel, L->stride, L->padding));
             break;
         case LAYER_BATCHNORM:
         case LAYER_LAYERNORM:
             c->elem = sat_add(c->elem, sat_mul(5, out));
             c->acts = sat_add(c->acts, out);
-            if (L->kind == LAYER_LAYERNORM)
-                c->acts = sat_add(c->acts, 2 * t);
+            if (L->kind == LAYER_LAYERNORM) /* 1/std per row (batchnorm's is per channel, fixed) */
+                c->acts = sat_add(c->acts, t);
             break;
         case LAYER_LSTM: {
             int64_t dirs = L->bidirectional ? 2 : 1;
@@ -102,10 +124,14 @@ static void layers_cost(const Layer *layers, int n, Cost *c)
                 c->mm = sat_add(c->mm, sat_mul(dirs, mul3(2 * t, 4 * h, i + h)));
                 c->elem = sat_add(c->elem, sat_mul(dirs, mul3(17, t, h)));
                 c->acts = sat_add(c->acts, sat_mul(dirs, mul3(5, t, h)));
-                if (k + 1 < L->lstm_layers)
-                    c->acts = sat_add(c->acts, mul3(t, h, dirs));
+                if (k + 1 < L->lstm_layers) { /* a lower layer's output, then its dropout */
+                    int64_t between = L->p > 0 ? 2 : 1;
+                    c->acts = sat_add(c->acts, sat_mul(between, mul3(t, h, dirs)));
+                    c->grads = sat_add(c->grads, sat_mul(between, mul3(t, h, dirs)));
+                }
                 if (k > 0 && L->p > 0)
                     c->elem = sat_add(c->elem, mul3(t, h, dirs));
+                scratch_max(c, mtk_lstm_scratch(t, i, h));
             }
             break;
         }
@@ -116,8 +142,10 @@ static void layers_cost(const Layer *layers, int n, Cost *c)
             c->mm = sat_add(c->mm, mul3(2 * t, e, e));
             c->elem = sat_add(c->elem, mul3(4, t, e));
             c->elem = sat_add(c->elem, sat_mul(5 + drop, scores));
+            /* the probabilities are kept before dropout; its mask is recomputed, not stored */
             c->acts = sat_add(c->acts, mul3(4, t, e));
-            c->acts = sat_add(c->acts, sat_mul(1 + drop, scores));
+            c->acts = sat_add(c->acts, scores);
+            scratch_max(c, mtk_attention_scratch(t, e, L->heads));
             break;
         }
         case LAYER_RESIDUAL:
@@ -127,6 +155,8 @@ static void layers_cost(const Layer *layers, int n, Cost *c)
         case LAYER_POOL:
             if (L->pool != POOL_LAST)
                 c->elem = sat_add(c->elem, in);
+            if (L->pool == POOL_MAX) /* argmax, one per output */
+                c->acts = sat_add(c->acts, out);
             break;
         case LAYER_FLATTEN:
             break;
@@ -175,10 +205,13 @@ void report_totals(const Model *m, ReportTotals *t)
             t->task_specific += p->count;
     }
     t->shared_percent = t->total ? 100.0 * (double)t->shared / (double)t->total : 0.0;
-    Cost c = {0, 0, shape_count(&m->input)};
+    Cost c = {.acts = shape_count(&m->input)};
     for (int b = 0; b < m->n_blocks; b++)
         layers_cost(m->blocks[b].layers, m->blocks[b].n_layers, &c);
     t->acts_per_sample = c.acts;
+    t->grads_per_sample = c.grads;
+    t->scratch_per_sample = c.scratch.per_sample;
+    t->scratch_fixed = c.scratch.fixed;
     t->forward_flops = sat_add(c.mm, c.elem);
     t->train_flops = sat_add(sat_mul(3, c.mm), sat_mul(2, c.elem));
     int64_t batch = m->train.batch, targets = 0;
@@ -187,11 +220,13 @@ void report_totals(const Model *m, ReportTotals *t)
     t->mem_params = 4 * t->total;
     t->mem_grads = 4 * t->trainable;
     t->mem_optimizer = 8 * t->trainable;
-    t->mem_acts = mul3(8, t->acts_per_sample, batch);
+    t->mem_acts = mul3(4, sat_add(t->acts_per_sample, t->grads_per_sample), batch);
     t->mem_targets = 4 * targets * batch;
+    /* one scratch area shared by every kernel, sized for the largest (as the code generator plans it) */
+    t->mem_scratch = sat_mul(4, sat_add(sat_mul(t->scratch_per_sample, batch), t->scratch_fixed));
     /* buffers (batchnorm running statistics) are memory too, though not parameters */
     t->mem_total = sat_add(t->mem_params + t->mem_grads + t->mem_optimizer + t->mem_targets,
-                           sat_add(t->mem_acts, sat_mul(4, buffer_floats(m))));
+                           sat_add(sat_add(t->mem_acts, t->mem_scratch), sat_mul(4, buffer_floats(m))));
 }
 
 /* ---- formatting helpers -------------------------------------------------------------- */
@@ -548,20 +583,29 @@ void report_text(const Model *m, FILE *out)
     struct { const char *what; int64_t bytes; } rows[] = {
         {"Parameters", t.mem_params},       {"Gradients", t.mem_grads},
         {"AdamW moments", t.mem_optimizer}, {"Activations + gradients", t.mem_acts},
-        {"Targets", t.mem_targets},         {"Buffers", 4 * buffer_floats(m)},
-        {"Total", t.mem_total},
+        {"Kernel scratch", t.mem_scratch},  {"Targets", t.mem_targets},
+        {"Buffers", 4 * buffer_floats(m)},  {"Total", t.mem_total},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        if (!strcmp(rows[i].what, "Buffers") && m->n_buffers == 0)
+        if ((!strcmp(rows[i].what, "Buffers") && m->n_buffers == 0) ||
+            (!strcmp(rows[i].what, "Kernel scratch") && t.mem_scratch == 0))
             continue;
         thousands(rows[i].bytes, a, sizeof a);
         human_bytes(rows[i].bytes, f, sizeof f);
         fprintf(out, "  %-24s %12s bytes  (%s)\n", rows[i].what, a, f);
     }
     thousands(t.acts_per_sample, a, sizeof a);
+    thousands(t.grads_per_sample, b, sizeof b);
     fprintf(out, "  Rule: float32 parameters, gradients and 2 AdamW moments (trainable only), plus\n"
                  "        activations (input and every layer output, %s floats per sample) and\n"
-                 "        their gradients, plus targets, for one batch.\n", a);
+                 "        the gradients of the layer outputs (%s floats per sample), plus targets,\n"
+                 "        for one batch.\n", a, b);
+    if (t.mem_scratch > 0) {
+        thousands(t.scratch_per_sample, a, sizeof a);
+        thousands(t.scratch_fixed, b, sizeof b);
+        fprintf(out, "        Plus the kernel scratch: one area shared by all layers, sized for the\n"
+                     "        largest (%s floats per sample + %s).\n", a, b);
+    }
     if (m->n_buffers > 0)
         fputs("        Plus the buffers, once.\n", out);
     print_kind_rules(m, true, out);
@@ -711,10 +755,17 @@ void report_json(const Model *m, FILE *out)
     cJSON_AddNumberToObject(mem, "grads_bytes", (double)t.mem_grads);
     cJSON_AddNumberToObject(mem, "optimizer_bytes", (double)t.mem_optimizer);
     cJSON_AddNumberToObject(mem, "activations_bytes", (double)t.mem_acts);
+    cJSON_AddNumberToObject(mem, "scratch_bytes", (double)t.mem_scratch);
     cJSON_AddNumberToObject(mem, "targets_bytes", (double)t.mem_targets);
     cJSON_AddNumberToObject(mem, "buffers_bytes", (double)(4 * buffer_floats(m)));
     cJSON_AddNumberToObject(mem, "activations_per_sample", (double)t.acts_per_sample);
-    rule = json_rule(m, m->n_buffers ? MEMORY_RULE ", + buffers once" : MEMORY_RULE, true);
+    cJSON_AddNumberToObject(mem, "gradients_per_sample", (double)t.grads_per_sample);
+    cJSON_AddNumberToObject(mem, "scratch_per_sample", (double)t.scratch_per_sample);
+    cJSON_AddNumberToObject(mem, "scratch_fixed", (double)t.scratch_fixed);
+    char base[sizeof MEMORY_RULE SCRATCH_RULE ", + buffers once"];
+    snprintf(base, sizeof base, "%s%s%s", MEMORY_RULE, t.mem_scratch ? SCRATCH_RULE : "",
+             m->n_buffers ? ", + buffers once" : "");
+    rule = json_rule(m, base, true);
     cJSON_AddStringToObject(mem, "rule", rule);
     free(rule);
 

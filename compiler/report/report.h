@@ -23,8 +23,12 @@ typedef struct ReportTotals {
     double shared_percent;             /* 100 * shared / total, 0 when total is 0 */
     int64_t forward_flops;             /* per sample */
     int64_t train_flops;               /* per sample, forward + backward */
-    int64_t acts_per_sample;           /* floats: input + every layer output */
-    int64_t mem_params, mem_grads, mem_optimizer, mem_acts, mem_targets, mem_total; /* bytes */
+    int64_t acts_per_sample;           /* floats: input + every layer output + saved state */
+    int64_t grads_per_sample;          /* floats: the gradient of every layer output */
+    int64_t scratch_per_sample, scratch_fixed; /* floats: the shared kernel scratch (largest op) */
+    int64_t mem_params, mem_grads, mem_optimizer, mem_acts, mem_targets; /* bytes */
+    int64_t mem_scratch;               /* bytes: scratch_per_sample * batch + scratch_fixed floats */
+    int64_t mem_total;                 /* bytes: all of the above + buffers */
 } ReportTotals;
 
 void report_totals(const Model *m, ReportTotals *t);

@@ -163,6 +163,18 @@ static bool sema_string(Sema *s, const Ast *v, const char *what, char **out)
     return true;
 }
 
+/* A csv column name: a quoted, non-empty string (no column has the empty name). */
+static bool sema_column(Sema *s, const Ast *v, const char *what, char **out)
+{
+    if (!sema_string(s, v, what, out))
+        return false;
+    if ((*out)[0] == '\0') {
+        diag_error(s->d, v->span, "%s names an empty column (\"\" is not a column name)", what);
+        return false;
+    }
+    return true;
+}
+
 bool sema_seen(Sema *s, const Ast **seen, int n_seen, const Ast *setting)
 {
     for (int i = 0; i < n_seen; i++) {
@@ -716,7 +728,7 @@ static void check_data(Sema *s)
                 }
                 binds[ti] = st;
                 if (csv) {
-                    sema_string(s, v, "bind", &m->tasks[ti].bind);
+                    sema_column(s, v, "bind", &m->tasks[ti].bind);
                 } else if (v->kind == AST_PATH && (!strcmp(v->name, "rul") || !strcmp(v->name, "health"))) {
                     free(m->tasks[ti].bind);
                     m->tasks[ti].bind = sema_strdup(v->name);
@@ -780,11 +792,16 @@ static void check_data(Sema *s)
                                    it[j]->name);
                         continue;
                     }
-                    bool dup = false;
-                    for (int q = 0; q < db->n_features; q++)
-                        dup |= !strcmp(db->features[q], it[j]->name);
-                    if (dup) {
+                    int first = -1;
+                    for (int q = 0; q < j && first < 0; q++)
+                        if ((it[q]->kind == AST_PATH || it[q]->kind == AST_STRING) &&
+                            !strcmp(it[q]->name, it[j]->name))
+                            first = q;
+                    if (first >= 0) {
+                        /* the count is then off by the duplicates: report only them */
+                        features_bad = true;
                         diag_error(s->d, it[j]->span, "feature '%s' is listed twice", it[j]->name);
+                        diag_note(s->d, it[first]->span, "first listed here");
                         continue;
                     }
                     add_string(&db->features, &db->n_features, it[j]->name);
@@ -793,13 +810,29 @@ static void check_data(Sema *s)
                 have_inputs = true;
                 int n;
                 const Ast *const *it = items_of(&v, &n);
+                bool dup = false;
                 for (int j = 0; j < n; j++) {
-                    if (it[j]->kind != AST_STRING)
+                    if (it[j]->kind != AST_STRING) {
                         diag_error(s->d, it[j]->span, "csv inputs are quoted column names");
-                    else
-                        add_string(&db->input_columns, &db->n_input_columns, it[j]->name);
+                        continue;
+                    }
+                    if (it[j]->name[0] == '\0') {
+                        diag_error(s->d, it[j]->span, "csv inputs name an empty column (\"\" is not a column name)");
+                        continue;
+                    }
+                    int first = -1;
+                    for (int q = 0; q < j && first < 0; q++)
+                        if (it[q]->kind == AST_STRING && !strcmp(it[q]->name, it[j]->name))
+                            first = q;
+                    if (first >= 0) {
+                        dup = true;
+                        diag_error(s->d, it[j]->span, "column '%s' is listed twice", it[j]->name);
+                        diag_note(s->d, it[first]->span, "first listed here");
+                        continue;
+                    }
+                    add_string(&db->input_columns, &db->n_input_columns, it[j]->name);
                 }
-                if (n != n_in && s->input && !s->input_bad)
+                if (n != n_in && !dup && s->input && !s->input_bad)
                     diag_error(s->d, v->span, "csv inputs name %d columns but input '%s' has %lld features",
                                n, m->input_name, (long long)n_in);
             } else if (!strcmp(k, "window") || !strcmp(k, "stride")) {
@@ -833,7 +866,10 @@ static void check_data(Sema *s)
                     db->window = n;
                 }
             } else if (csv && !strcmp(k, "group")) {
-                sema_string(s, v, "'group'", &db->group_column);
+                if (!sema_column(s, v, "'group'", &db->group_column)) {
+                    free(db->group_column);
+                    db->group_column = NULL;
+                }
             } else {
                 unknown_key(s, st, where, csv ? csv_keys : cmapss_keys);
             }

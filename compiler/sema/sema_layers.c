@@ -446,9 +446,15 @@ static void check_lstm(LayerCtx *c)
     if (!c->opt[0])
         diag_error(c->s->d, c->call->span, "lstm needs its hidden size: lstm(H)");
     L->units = opt_int(c, 0, "lstm hidden size", 1, 1);
+    int errors = c->s->d->n_errors;
     L->lstm_layers = (int)opt_int_max(c, 1, "lstm layers", 1, MAX_LSTM_LAYERS, 1);
+    bool layers_ok = c->s->d->n_errors == errors; /* a bad `layers` falls back to 1: no warning then */
     L->bidirectional = opt_bool(c, 2, "option 'bidirectional'", false);
     L->p = opt_prob(c, 3, "lstm dropout");
+    /* PyTorch warns the same way: the dropout acts on the outputs of every layer but the last */
+    if (L->p > 0 && L->lstm_layers == 1 && layers_ok)
+        diag_warning(c->s->d, c->opt[3]->span,
+                     "dropout applies between LSTM layers; with layers = 1 it has no effect");
     Shape in = need_seq(c, "lstm");
     int64_t h = L->units, dirs = L->bidirectional ? 2 : 1;
     L->out = shape2(in.dim[0], h * dirs);
@@ -506,6 +512,10 @@ static void check_residual(LayerCtx *c)
     const Ast *body = c->la->b;
     if (!body) {
         diag_error(c->s->d, c->la->span, "residual needs a body: residual { LAYERS }");
+        return;
+    }
+    if (body->n_kids == 0) { /* x + x would only double the input: surely not what was meant */
+        diag_error(c->s->d, body->span, "residual body is empty (residual { LAYERS } needs at least one layer)");
         return;
     }
     Span from = c->from;

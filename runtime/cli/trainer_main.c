@@ -9,6 +9,7 @@
 #include "mtl_runtime.h"
 
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -250,10 +251,13 @@ static bool parse_u64(const char *s, uint64_t *out) {
 static bool parse_float(const char *s, double lo, double hi, bool lo_open, float *out) {
     char *end;
     errno = 0;
+    if (strpbrk(s, "xXpP")) return false; /* decimal only, as in specs and data files */
     double v = strtod(s, &end);
     if (errno || end == s || *end || !isfinite(v) || v > hi || v < lo || (lo_open && v == lo))
         return false;
-    *out = (float)v;
+    float f = (float)v;
+    if (!isfinite(f) || (lo_open && f == (float)lo)) return false; /* overflows or rounds to the bound */
+    *out = f;
     return true;
 }
 
@@ -300,7 +304,9 @@ static int cmd_train(const MtlModelInfo *m, int argc, char **argv) {
             o.has_seed = true;
             break;
         case OPT_LR:
-            if (!parse_float(val, 0, 1e6, true, &o.lr)) BAD_NUMBER("--lr (a number > 0)");
+            /* the same rule as a spec's lr: any positive 32-bit float (too large diverges, and the
+             * trainer says so) */
+            if (!parse_float(val, 0, FLT_MAX, true, &o.lr)) BAD_NUMBER("--lr (a number > 0 that fits a 32-bit float)");
             o.has_lr = true;
             break;
         case OPT_OUT: NONEMPTY("empty output path"); o.out = val; break;

@@ -23,7 +23,7 @@
 
 float mtk_act(float x, int act) {
     switch (act) {
-    case MTL_ACT_RELU: return x > 0.0f ? x : 0.0f;
+    case MTL_ACT_RELU: return x < 0.0f ? 0.0f : x; /* NaN passes through, as in PyTorch */
     case MTL_ACT_TANH: return tanhf(x);
     case MTL_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
     case MTL_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));

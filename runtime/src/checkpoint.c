@@ -21,6 +21,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static bool ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data is little-endian; this writer copies floats as they are in memory"
 #endif
@@ -583,6 +588,13 @@ int mtl_checkpoint_load(const char *path, const MtlModelInfo *m, float *params, 
                 mtl_errf(err, err_size, "%s: error: tensor \"%s\" holds %s at element %lld "
                          "(a diverged or damaged checkpoint)", path, name,
                          isnan(v) ? "NaN" : "infinity", (long long)j);
+                goto out;
+            }
+            /* variances (batchnorm running_var, AdamW's second moment) are never negative:
+             * a negative one would turn into NaN inside the model */
+            if (v < 0.0f && (ends_with(name, "running_var") || !strncmp(name, "optimizer.exp_avg_sq.", 21))) {
+                mtl_errf(err, err_size, "%s: error: tensor \"%s\" holds the negative variance %g at "
+                         "element %lld (a damaged checkpoint)", path, name, (double)v, (long long)j);
                 goto out;
             }
         }

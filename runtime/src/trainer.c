@@ -725,6 +725,22 @@ static void print_padded(FILE *f, const MtlModelInfo *m, const MtlDataset *test)
             cmapss ? "cycle" : "row");
 }
 
+/* The test result as JSON (eval --json and train's {"test": ...} line): the metrics, then for
+ * C-MAPSS the engines evaluated and whether the true RUL was capped; for CSV the samples. */
+static cJSON *test_json(const MtlModelInfo *m, const Metrics *r, const MtlDataset *test, bool capped) {
+    cJSON *o = metrics_json(r);
+    if (m->data.kind == MTL_DATA_CMAPSS) {
+        cJSON_AddNumberToObject(o, "engines", (double)r->n);
+        cJSON_AddNumberToObject(o, "padded", (double)test->n_padded);
+        cJSON_AddBoolToObject(o, "rul_capped", capped);
+    } else {
+        cJSON_AddNumberToObject(o, "samples", (double)r->n);
+        cJSON_AddNumberToObject(o, "padded", (double)test->n_padded);
+    }
+    if (r->class_task >= 0) cJSON_AddItemToObject(o, "confusion", confusion_json(r));
+    return o;
+}
+
 static void print_test(const MtlModelInfo *m, const Metrics *r, const MtlDataset *test,
                        bool capped, float cap, FILE *out_json, FILE *out_text) {
     if (out_text) {
@@ -736,18 +752,16 @@ static void print_test(const MtlModelInfo *m, const Metrics *r, const MtlDataset
             fprintf(out_text, "engines evaluated: %lld (last cycle of each)", (long long)r->n);
         else
             fprintf(out_text, "samples evaluated: %lld", (long long)r->n);
-        fprintf(out_text, "; true RUL %s", capped ? "capped at" : "not capped");
-        if (capped) fprintf(out_text, " %g", (double)cap);
+        if (m->data.kind == MTL_DATA_CMAPSS) { /* a CSV target is whatever the file holds */
+            fprintf(out_text, "; true RUL %s", capped ? "capped at" : "not capped");
+            if (capped) fprintf(out_text, " %g", (double)cap);
+        }
         fprintf(out_text, "\n");
         print_padded(out_text, m, test);
         print_metrics_text(out_text, r, m);
     }
     if (out_json) {
-        cJSON *o = metrics_json(r);
-        cJSON_AddNumberToObject(o, "engines", (double)r->n);
-        cJSON_AddNumberToObject(o, "padded", (double)test->n_padded);
-        cJSON_AddBoolToObject(o, "rul_capped", capped);
-        if (r->class_task >= 0) cJSON_AddItemToObject(o, "confusion", confusion_json(r));
+        cJSON *o = test_json(m, r, test, capped);
         char *s = cJSON_PrintUnformatted(o);
         fprintf(out_json, "%s\n", s); /* flushed and checked by main() */
         free(s);
@@ -873,9 +887,10 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
             (long long)epochs, (long long)batch, batch_note, (unsigned long long)seed,
             mtl_blas_corename(), threads);
     if (val.n == 0 && d.cfg.validation > 0)
-        fprintf(stderr, "trainer: warning: the validation set is empty: the training data has "
-                        "only one %s, and whole %ss are held out; the log's \"val\" entries are "
+        fprintf(stderr, "trainer: warning: the validation set is empty: only one %s of the training "
+                        "data has %s, and whole %ss are held out; the log's \"val\" entries are "
                         "null\n", d.cfg.kind == MTL_DATA_CMAPSS ? "engine" : "group",
+                train.window > 1 ? "a full window" : "rows",
                 d.cfg.kind == MTL_DATA_CMAPSS ? "engine" : "group");
     if (getenv("MTL_BLAS_REEXEC") && getenv("OPENBLAS_CORETYPE"))
         fprintf(stderr, "trainer: OpenBLAS did not recognise this CPU; kernel %s chosen from its "
@@ -943,11 +958,7 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
         outputs_free(&to);
         /* stdout keeps JSON Lines: the test result is one more object; the prose goes to stderr */
         cJSON *o2 = cJSON_CreateObject();
-        cJSON *t = metrics_json(&tm);
-        cJSON_AddNumberToObject(t, "engines", (double)tm.n);
-        cJSON_AddNumberToObject(t, "padded", (double)test.n_padded);
-        cJSON_AddBoolToObject(t, "rul_capped", d.cfg.cap_test_rul);
-        if (tm.class_task >= 0) cJSON_AddItemToObject(t, "confusion", confusion_json(&tm));
+        cJSON *t = test_json(m, &tm, &test, d.cfg.cap_test_rul);
         cJSON_AddItemToObject(o2, "test", t);
         char *line = cJSON_PrintUnformatted(o2);
         cJSON_Delete(o2);

@@ -40,6 +40,8 @@ static void test_activation_values_and_derivatives(void **state) {
     assert_float_equal(mtk_act(0.0f, MTL_ACT_SOFTPLUS), 0.6931472f, 1e-6);
     assert_float_equal(mtk_act(0.0f, MTL_ACT_SIGMOID), 0.5f, 1e-7);
     assert_true(mtk_act_needs_input(MTL_ACT_GELU) && !mtk_act_needs_input(MTL_ACT_RELU));
+    /* NaN passes through relu as in PyTorch (a damaged input must not look like a zero) */
+    assert_true(isnan(mtk_act(NAN, MTL_ACT_RELU)));
 }
 
 static void test_bias_act_pair(void **state) {

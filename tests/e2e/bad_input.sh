@@ -54,6 +54,22 @@ cmp -s "$WORK/keep/model.safetensors" "$WORK/keep.good" || fail "a failed run ch
 head -c 100 "$WORK/keep.good" >"$WORK/truncated.safetensors"
 expect_status 1 "$T" eval --checkpoint "$WORK/truncated.safetensors"
 expect_stderr "truncated.safetensors"
+# a negative variance (AdamW's second moment here; batchnorm running_var alike) is damage
+python3 - "$WORK/keep.good" "$WORK/negvar.safetensors" <<'PY'
+import json, struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n])
+begin = 8 + n + h['optimizer.exp_avg_sq.shared.0.weight']['data_offsets'][0]
+b[begin:begin + 4] = struct.pack('<f', -1.0)
+open(sys.argv[2], 'wb').write(b)
+PY
+expect_status 1 "$T" eval --checkpoint "$WORK/negvar.safetensors"
+expect_stderr 'negvar.safetensors: error: tensor "optimizer.exp_avg_sq.shared.0.weight" holds the negative variance -1'
+# the command line takes the same learning rates as a spec: any positive float32
+expect_status 2 "$T" train --lr 1e-50
+expect_status 2 "$T" train --lr 1e39
+expect_status 2 "$T" train --lr 0x10
 # --- command line: epochs >= 1, batch 1..1000000, no empty paths, help per command ---
 expect_status 2 "$T" train --epochs 0 --out "$WORK/e0"
 expect_stderr "integer >= 1"

@@ -381,6 +381,54 @@ static void test_sequence_defaults(void **state)
     diags_free(&d);
 }
 
+/* The report counts the kernels' scratch as the code generator plans it: one area, its
+ * per-sample part the largest any layer asks for, its fixed part likewise (the two maxima may
+ * come from different layers), included in the memory total. Sizes are seq_kernels.h's. */
+static void test_report_scratch(void **state)
+{
+    (void)state;
+    Diags d;
+    Model *m = load(&d, "model M { input x : [40, 6] target rul : real\n"
+                        "data cmapss { window = 40; features = (s2, s3, s4, s7, s8, s9) }\n"
+                        "trunk { conv1d(4, kernel = 3) attention(heads = 1) lstm(64) pool(last) }\n"
+                        "task rul { head { dense(1) } loss mse } train { batch = 8 } }");
+    assert_non_null(m);
+    assert_int_equal(d.n_errors, 0);
+    ReportTotals t;
+    report_totals(m, &t);
+    /* conv1d: To = 38, im2col To*K*Cin = 684 per sample, fixed 2*Cout*K*Cin = 144;
+     * attention on [38, 4]: 4*T*E = 608 per sample, fixed 2*T*T = 2888;
+     * lstm(64) on [38, 4]: 4*T*H + 2*H = 9856 per sample */
+    assert_int_equal(t.scratch_per_sample, 4 * 38 * 64 + 2 * 64);
+    assert_int_equal(t.scratch_fixed, 2 * 38 * 38);
+    assert_int_equal(t.mem_scratch, 4 * (8 * t.scratch_per_sample + t.scratch_fixed));
+    assert_int_equal(t.mem_total, t.mem_params + t.mem_grads + t.mem_optimizer + t.mem_acts + t.mem_targets +
+                                      t.mem_scratch);
+    model_free(m);
+    diags_free(&d);
+
+    /* the tester's case: kernel 151 over 200 steps of 17 features, batch 64 (~150 MB peak) */
+    m = load(&d, "model M { input x : [200, 17] target rul : real data cmapss { window = 200 }\n"
+                 "trunk { conv1d(64, kernel = 151, padding = 75) relu pool(mean) }\n"
+                 "task rul { head { dense(1) } loss mse } train { batch = 64 } }");
+    assert_non_null(m);
+    report_totals(m, &t);
+    assert_int_equal(t.scratch_per_sample, 200 * 151 * 17);
+    assert_int_equal(t.scratch_fixed, 2 * 64 * 151 * 17);
+    assert_true(t.mem_total > 140 * 1000 * 1000 && t.mem_total < 160 * 1000 * 1000);
+    model_free(m);
+    diags_free(&d);
+
+    /* dense models need no scratch */
+    m = load(&d, "model M { input x : [17] target rul : real trunk { dense(8) relu } "
+                 "task rul { head { dense(1) } loss mse } }");
+    assert_non_null(m);
+    report_totals(m, &t);
+    assert_int_equal(t.mem_scratch, 0);
+    model_free(m);
+    diags_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -390,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_dual_task),
         cmocka_unit_test(test_dual_task_small),
         cmocka_unit_test(test_sequence_defaults),
+        cmocka_unit_test(test_report_scratch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -150,5 +150,17 @@ int main(int argc, char **argv) {
         }
     }
     printf("%s: %d tensor(s) outside tolerance\n", failures ? "FAILED" : "ok", failures);
+    for (int k = 0; k < K; k++) free(targets[k]);
+    free(targets);
+    free(losses);
+    free(w);
+    free(params);
+    free(grads);
+    free(buffers);
+    free(acts);
+    free(input);
+    cJSON_Delete(weights_j);
+    cJSON_Delete(m);
+    mtl_safetensors_free(&fx);
     return failures ? 1 : 0;
 }
