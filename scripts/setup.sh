@@ -8,6 +8,7 @@ packages=(
   flex bison
   llvm-19-dev clang-19 llvm-19-tools
   libopenblas-dev libcmocka-dev libcjson-dev
+  python3   # the end-to-end tests check JSON output with it (standard library only)
 )
 
 missing=()
