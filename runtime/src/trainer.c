@@ -1058,18 +1058,27 @@ static char *default_checkpoint(const MtlModelInfo *m) {
     return p;
 }
 
+/* What eval and predict share: the data settings, buffers for one evaluation batch and the
+ * checkpoint (given, or runs/<model>/model.safetensors) with its normalisation and features.
+ * The caller frees *def, the buffers and the loaded state whatever this returns. */
+static int open_for_inference(const MtlModelInfo *m, const char *checkpoint, DataSetup *d, Buffers *b,
+                              Loaded *l, char **def) {
+    data_setup(d, m);
+    *def = checkpoint ? NULL : default_checkpoint(m);
+    buffers_alloc(b, m, eval_batch(m), false);
+    if (load_checkpoint(m, checkpoint ? checkpoint : *def, b, d, l) != 0) return -1;
+    return check_features(m, &d->cfg);
+}
+
 int mtl_eval(const MtlModelInfo *m, const MtlEvalOptions *o) {
     DataSetup d;
-    data_setup(&d, m);
-    char *def = o->checkpoint ? NULL : default_checkpoint(m);
-    const char *path = o->checkpoint ? o->checkpoint : def;
     Buffers b;
-    buffers_alloc(&b, m, eval_batch(m), false);
     Loaded l = {0};
+    char *def;
     MtlDataset test = {0};
     int rc = 1;
-    if (load_checkpoint(m, path, &b, &d, &l) != 0) goto done;
-    if (check_features(m, &d.cfg) != 0) goto done;
+    if (open_for_inference(m, o->checkpoint, &d, &b, &l, &def) != 0) goto done;
+    const char *path = o->checkpoint ? o->checkpoint : def;
     if (o->test) {
         d.cfg.test_path = o->test;
         d.cfg.rul_path = o->rul;
@@ -1133,19 +1142,15 @@ static void softmax_row(float *p, const float *z, int k) {
  * names the row: engine,cycle (C-MAPSS) or group,row / row (CSV, 1-based data row). */
 int mtl_predict(const MtlModelInfo *m, const MtlPredictOptions *o) {
     DataSetup d;
-    data_setup(&d, m);
-    char *def = o->checkpoint ? NULL : default_checkpoint(m);
-    const char *path = o->checkpoint ? o->checkpoint : def;
     Buffers b;
-    buffers_alloc(&b, m, eval_batch(m), false);
     Loaded l = {0};
+    char *def;
     MtlDataset in = {0};
     Outputs out = {0};
     FILE *f = NULL;
     char *tmp = NULL;
     int rc = 1;
-    if (load_checkpoint(m, path, &b, &d, &l) != 0) goto done;
-    if (check_features(m, &d.cfg) != 0) goto done;
+    if (open_for_inference(m, o->checkpoint, &d, &b, &l, &def) != 0) goto done;
     if (mtl_data_load_inputs(&d.cfg, o->input, &l.norm, &in) != 0) goto done;
     if (in.input_size != m->input_size) {
         fprintf(stderr, "%s: error: %lld inputs per row, model %s expects %lld\n", o->input,
