@@ -1,0 +1,105 @@
+/* step_bench: times training steps (forward, backward, grouped AdamW) or inference of a model
+ * compiled with `mtlc SPEC --shared -o MODEL.so`, on seeded random inputs and targets.
+ *
+ *   step_bench MODEL.so [--batch 256] [--steps N] [--repeats R] [--infer]
+ *
+ * Prints one JSON object: the per-step milliseconds of each repeat and their median. The work
+ * per step is exactly what the trainer does per batch, minus data gathering.
+ */
+#include "mtl_abi.h"
+#include "mtl_runtime.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef void (*PassFn)(MtlStep *);
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: step_bench MODEL.so [--batch B] [--steps N] [--repeats R] [--infer]\n");
+        return 2;
+    }
+    int64_t B = 256;
+    int steps = 50, repeats = 7, infer = 0;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--infer")) infer = 1;
+        else {
+            fprintf(stderr, "step_bench: unknown argument %s\n", argv[i]);
+            return 2;
+        }
+    }
+    void *so = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    if (!so) {
+        fprintf(stderr, "step_bench: %s\n", dlerror());
+        return 2;
+    }
+    const char *json = dlsym(so, "mtl_model_json");
+    PassFn fwd = (PassFn)dlsym(so, "mtl_model_forward"), bwd = (PassFn)dlsym(so, "mtl_model_backward");
+    MtlModelInfo m;
+    char err[512];
+    if (!json || !fwd || !bwd || mtl_model_info_parse(json, &m, err, sizeof err)) {
+        fprintf(stderr, "step_bench: %s\n", json ? err : "not a model object");
+        return 2;
+    }
+    float *params = malloc(sizeof(float) * (size_t)m.n_params), *grads = malloc(sizeof(float) * (size_t)m.n_params);
+    float *buffers = calloc((size_t)m.n_buffer_floats + 1, sizeof(float));
+    float *acts = calloc((size_t)(m.acts_per_sample * B + m.acts_fixed), sizeof(float));
+    float *input = malloc(sizeof(float) * (size_t)(m.input_size * B));
+    float **targets = calloc((size_t)m.n_tasks, sizeof(float *)), *losses = calloc((size_t)m.n_tasks, sizeof(float));
+    float *weights = calloc((size_t)m.n_tasks, sizeof(float));
+    mtl_init_params(&m, params, 1);
+    mtl_init_buffers(&m, buffers);
+    MtlRng rng;
+    mtl_rng_seed(&rng, 2);
+    for (int64_t i = 0; i < m.input_size * B; i++) input[i] = 2.0f * mtl_rng_uniform(&rng) - 1.0f;
+    for (int k = 0; k < m.n_tasks; k++) {
+        weights[k] = m.tasks[k].weight;
+        targets[k] = malloc(sizeof(float) * (size_t)(m.tasks[k].target_size * B));
+        for (int64_t i = 0; i < m.tasks[k].target_size * B; i++)
+            targets[k][i] = m.tasks[k].classes > 0 ? (float)(int)(mtl_rng_uniform(&rng) * (float)m.tasks[k].classes)
+                                                   : 125.0f * mtl_rng_uniform(&rng);
+    }
+    MtlAdamW opt;
+    if (mtl_adamw_init(&opt, m.groups, m.n_groups, m.n_params, m.tensors, m.n_tensors)) return 2;
+    MtlStep s = {.batch = B, .training = !infer, .seed = 3, .params = params, .grads = grads, .acts = acts,
+                 .input = input, .targets = (const float *const *)targets, .losses = losses, .task_weights = weights,
+                 .buffers = buffers};
+    double *ms = calloc((size_t)repeats, sizeof(double));
+    for (int r = -1; r < repeats; r++) { /* r = -1 warms up caches, BLAS threads and page tables */
+        double t0 = now_ms();
+        for (int i = 0; i < steps; i++) {
+            s.seed = (uint64_t)(r + 2) * 100003u + (uint64_t)i;
+            fwd(&s);
+            if (!infer) {
+                bwd(&s);
+                mtl_adamw_step(&opt, params, grads);
+            }
+        }
+        if (r >= 0) ms[r] = (now_ms() - t0) / steps;
+    }
+    double *sorted = malloc(sizeof(double) * (size_t)repeats);
+    memcpy(sorted, ms, sizeof(double) * (size_t)repeats);
+    qsort(sorted, (size_t)repeats, sizeof(double), cmp_double);
+    printf("{\"model\":\"%s\",\"batch\":%lld,\"mode\":\"%s\",\"median_ms\":%.4f,\"ms\":[", m.name, (long long)B,
+           infer ? "inference" : "train_step", sorted[repeats / 2]);
+    for (int r = 0; r < repeats; r++) printf("%s%.4f", r ? "," : "", ms[r]);
+    printf("]}\n");
+    return 0;
+}
