@@ -23,7 +23,8 @@ typedef struct ParseCtx {
     uint32_t file;
     uint32_t offset; /* byte offset of the next unread byte (lexer) */
     int depth;       /* open ( [ { not yet closed */
-    bool fatal;      /* nesting limit hit: the lexer reports end of input from now on */
+    int n_layers;    /* layers so far, residual bodies included */
+    bool fatal;      /* a limit was hit: the lexer reports end of input from now on */
     bool had_error;  /* any lexical or syntax error */
     Ast *root;
     void *scanner;
@@ -31,6 +32,11 @@ typedef struct ParseCtx {
 
 /* Deeper nesting than this is refused before it can exhaust the parser stack. */
 #define PARSE_MAX_DEPTH 64
+/* More layers in a model (residual bodies included), or more items in one list (declarations,
+ * layers, arguments, settings, groups, values, dimensions), than this are refused while parsing,
+ * before the tree and the checks (some compare every pair in a list) grow with them. */
+#define PARSE_MAX_LAYERS 10000
+#define PARSE_MAX_ITEMS 10000
 
 #define YYLLOC_DEFAULT(Cur, Rhs, N)                                                                \
     do {                                                                                           \
@@ -68,6 +74,26 @@ static void yyerror(const YYLTYPE *loc, ParseCtx *pc, const char *msg);
 static Ast *kw_name(ParseCtx *pc, Loc l, const char *text)
 {
     return ast_named(AST_PATH, sp(pc, l), strdup(text), sp(pc, l));
+}
+
+/* Stops the parse at a limit: the error, then end of input (as for the nesting limit). */
+static void parse_limit(ParseCtx *pc, Loc at, const char *what, int max)
+{
+    if (!pc->fatal)
+        diag_error(pc->d, sp(pc, at), "more than %d %s", max, what);
+    pc->had_error = true;
+    pc->fatal = true;
+}
+
+/* ast_push for the lists of the grammar, refusing an item past PARSE_MAX_ITEMS. */
+static Ast *push_item(ParseCtx *pc, Ast *list, Ast *item, Loc at)
+{
+    if (item && list->n_kids >= PARSE_MAX_ITEMS) {
+        parse_limit(pc, at, "items in one list", PARSE_MAX_ITEMS);
+        ast_free(item);
+        return list;
+    }
+    return ast_push(list, item);
 }
 
 /* Moves the text of a name node into a declaration node and frees the name node. */
@@ -121,7 +147,7 @@ model
 
 decls
     : %empty      { $$ = ast_new(AST_MODEL, sp(pc, @$)); }
-    | decls decl  { $$ = ast_push($1, $2); }
+    | decls decl  { $$ = push_item(pc, $1, $2, @2); }
     | decls error { $$ = $1; }
     ;
 
@@ -171,7 +197,7 @@ opt_name
 /* dims = number (',' number)* */
 dims
     : NUMBER          { $$ = ast_push(ast_new(AST_INPUT, sp(pc, @$)), $1); }
-    | dims ',' NUMBER { $$ = ast_push($1, $3); }
+    | dims ',' NUMBER { $$ = push_item(pc, $1, $3, @3); }
     ;
 
 /* type = name | name '(' args ')' | name '[' dims ']'     e.g. real, class(3), real[3] */
@@ -186,7 +212,7 @@ type
  * decides which layers take one. */
 layers
     : %empty       { $$ = ast_new(AST_HEAD, sp(pc, @$)); }
-    | layers layer { $$ = ast_push($1, $2); }
+    | layers layer { $$ = push_item(pc, $1, $2, @2); }
     | layers error { $$ = $1; }
     ;
 
@@ -196,9 +222,16 @@ layer
     ;
 
 layer_call
-    : call                { $$ = ast_new(AST_LAYER, sp(pc, @$)); $$->a = $1; }
+    : call                {
+          $$ = ast_new(AST_LAYER, sp(pc, @$));
+          $$->a = $1;
+          if (++pc->n_layers > PARSE_MAX_LAYERS)
+              parse_limit(pc, @$, "layers in the model", PARSE_MAX_LAYERS);
+      }
     | call '{' layers '}' {
           Loc body = {@2.begin, @4.end};
+          if (++pc->n_layers > PARSE_MAX_LAYERS)
+              parse_limit(pc, @1, "layers in the model", PARSE_MAX_LAYERS);
           $$ = ast_new(AST_LAYER, sp(pc, @$));
           $$->a = $1;
           $$->b = $3;
@@ -219,7 +252,7 @@ args
 
 arg_list
     : arg              { $$ = ast_push(ast_new(AST_CALL, sp(pc, @$)), $1); }
-    | arg_list ',' arg { $$ = ast_push($1, $3); }
+    | arg_list ',' arg { $$ = push_item(pc, $1, $3, @3); }
     ;
 
 /* arg = value | name '=' value */
@@ -231,7 +264,7 @@ arg
 /* task_item = 'head' '{' layer* '}' | 'loss' call */
 task_items
     : %empty               { $$ = ast_new(AST_TASK, sp(pc, @$)); }
-    | task_items task_item { $$ = ast_push($1, $2); }
+    | task_items task_item { $$ = push_item(pc, $1, $2, @2); }
     | task_items error     { $$ = $1; }
     ;
 
@@ -243,7 +276,7 @@ task_item
 /* group = 'group' name '{' setting* '}' */
 groups
     : %empty       { $$ = ast_new(AST_OPTIMIZER, sp(pc, @$)); }
-    | groups group { $$ = ast_push($1, $2); }
+    | groups group { $$ = push_item(pc, $1, $2, @2); }
     | groups error { $$ = $1; }
     ;
 
@@ -255,7 +288,7 @@ group
  * Settings are separated by ';' or just by starting the next one. */
 settings
     : %empty           { $$ = ast_new(AST_DATA, sp(pc, @$)); }
-    | settings setting { $$ = ast_push($1, $2); }
+    | settings setting { $$ = push_item(pc, $1, $2, @2); }
     | settings ';'     { $$ = $1; }
     | settings error   { $$ = $1; }
     ;
@@ -274,7 +307,7 @@ values
 
 value_list
     : value ',' value      { $$ = ast_push(ast_push(ast_new(AST_LIST, sp(pc, @$)), $1), $3); }
-    | value_list ',' value { $$ = ast_push($1, $3); $$->span = sp(pc, @$); }
+    | value_list ',' value { $$ = push_item(pc, $1, $3, @3); $$->span = sp(pc, @$); }
     ;
 
 /* value = number | string | path | '(' [value (',' value)*] ')' */
@@ -288,7 +321,7 @@ value
 
 tuple_items
     : value                 { $$ = ast_push(ast_new(AST_TUPLE, sp(pc, @$)), $1); }
-    | tuple_items ',' value { $$ = ast_push($1, $3); }
+    | tuple_items ',' value { $$ = push_item(pc, $1, $3, @3); }
     ;
 
 /* path = name ('.' name)* */
@@ -348,7 +381,7 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, ParseCtx *pc)
 {
     pc->had_error = true;
     if (pc->fatal)
-        return 0; /* the nesting-limit error already explains it */
+        return 0; /* the limit error (nesting, layers, list items) already explains it */
     char msg[512];
     size_t len = 0;
     msg[0] = '\0';

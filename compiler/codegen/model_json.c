@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const char *act_names[] = {"identity", "relu", "tanh", "sigmoid", "gelu", "softplus"};
 static const char *loss_names[] = {"mse", "mae", "huber", "cross_entropy"};
@@ -135,6 +136,16 @@ char *cg_model_json(const IrGraph *g) {
     cJSON_AddNumberToObject(train, "seed", (double)m->train.seed);
     if (m->train.lr > 0) cJSON_AddNumberToObject(train, "lr", fnum(m->train.lr));
     else cJSON_AddNullToObject(train, "lr");
+    /* only the protocol settings the spec gives: the runtime holds the defaults */
+    cJSON *proto = cJSON_AddObjectToObject(train, "protocol");
+    for (int i = 0; i < TRAIN_N_PROTOCOL; i++) {
+        if (!m->train.has[i]) continue;
+        const char *key = train_protocol_key(i);
+        if (!strcmp(key, "select"))
+            cJSON_AddStringToObject(proto, key, m->train.value[i] != 0 ? "test" : "validation");
+        else
+            cJSON_AddNumberToObject(proto, key, m->train.value[i]);
+    }
 
     const DataBinding *d = &m->data;
     cJSON *data = cJSON_AddObjectToObject(root, "data");
@@ -147,6 +158,9 @@ char *cg_model_json(const IrGraph *g) {
     if (d->kind == MTL_DATA_CMAPSS) {
         add_opt_string(data, "rul", d->rul_path);
         cJSON_AddNumberToObject(data, "rul_cap", fnum(d->rul_cap));
+        cJSON_AddNumberToObject(data, "conditions", d->conditions > 0 ? d->conditions : 1);
+        cJSON_AddNumberToObject(data, "synthetic_conditions", d->synthetic_conditions > 0 ? d->synthetic_conditions : 1);
+        cJSON_AddNumberToObject(data, "synthetic_fault_modes", d->synthetic_fault_modes > 0 ? d->synthetic_fault_modes : 1);
         cJSON *th = cJSON_AddArrayToObject(data, "health_thresholds");
         for (int i = 0; i < d->n_thresholds; i++) cJSON_AddItemToArray(th, cJSON_CreateNumber(fnum(d->thresholds[i])));
         if (d->n_features > 0) cJSON_AddItemToObject(data, "features", strings_json(d->features, d->n_features));

@@ -12,11 +12,17 @@
 #include "diag/diag.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-/* Source files larger than this are refused: spans are 32-bit byte offsets. */
-#define DIAG_MAX_FILE ((size_t)1 << 30)
+/* Source files larger than this are refused before they are read (1 MiB): a real spec is a few
+ * kilobytes, and the front end's other limits (layers, list lengths) fit well inside it, so an
+ * absurd file costs neither time nor memory. */
+#define DIAG_MAX_FILE ((size_t)1 << 20)
+/* A message longer than this (one quoting a huge name) is cut, at a character boundary. */
+#define DIAG_MAX_MESSAGE 1000
 /* Lines longer than this many characters are shown as a window around the span. */
 #define DIAG_MAX_SHOWN 160
 #define DIAG_CONTEXT 60
@@ -66,20 +72,32 @@ int diags_load_file(Diags *d, const char *path)
         d->n_errors++;
         return -1;
     }
+    /* A regular file's size is known: refuse a huge one before reading a byte of it. */
+    struct stat st;
+    if (fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode) && (uintmax_t)st.st_size > DIAG_MAX_FILE) {
+        fprintf(d->out, "%s: error: file too large (%ju bytes; a spec may have at most %zu bytes, 1 MiB)\n", path,
+                (uintmax_t)st.st_size, (size_t)DIAG_MAX_FILE);
+        d->n_errors++;
+        fclose(fp);
+        return -1;
+    }
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
     if (!buf)
         abort();
     for (;;) {
         if (len == cap) {
-            if (cap >= DIAG_MAX_FILE) {
-                fprintf(d->out, "%s: error: file too large (more than %zu bytes)\n", path,
+            /* a pipe or a file that grew: at the limit, one more byte means too large */
+            if (cap >= DIAG_MAX_FILE && fgetc(fp) != EOF) {
+                fprintf(d->out, "%s: error: file too large (a spec may have at most %zu bytes, 1 MiB)\n", path,
                         (size_t)DIAG_MAX_FILE);
                 d->n_errors++;
                 free(buf);
                 fclose(fp);
                 return -1;
             }
+            if (cap >= DIAG_MAX_FILE)
+                break;
             cap *= 2;
             buf = realloc(buf, cap);
             if (!buf)
@@ -237,18 +255,36 @@ static size_t char_at(const char *s, size_t n, bool *printable)
     return l;
 }
 
-/* Writes text with every unprintable character replaced by '?'. */
+/* Writes text with every unprintable character replaced by '?'. Printable runs are written
+ * whole: stderr is unbuffered, and one write per character made a long message take seconds. */
 static void put_clean(FILE *o, const char *text, size_t n)
 {
+    size_t run = 0; /* start of the printable run not yet written */
     for (size_t i = 0; i < n;) {
         bool ok;
         size_t l = char_at(text + i, n - i, &ok);
-        if (ok)
-            fwrite(text + i, 1, l, o);
-        else
+        if (!ok) {
+            fwrite(text + run, 1, i - run, o);
             fputc('?', o);
+            run = i + l;
+        }
         i += l;
     }
+    fwrite(text + run, 1, n - run, o);
+}
+
+/* A message of n bytes, cut after DIAG_MAX_MESSAGE bytes (at a character boundary) with "...". */
+static void put_message_text(FILE *o, const char *text, size_t n)
+{
+    if (n <= DIAG_MAX_MESSAGE) {
+        put_clean(o, text, n);
+        return;
+    }
+    size_t cut = DIAG_MAX_MESSAGE;
+    while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
+        cut--;
+    put_clean(o, text, cut);
+    fputs("...", o);
 }
 
 /* One displayed character of a source line. */
@@ -272,18 +308,29 @@ static void print_excerpt(const Diags *d, Span at)
     if (end < begin)
         end = begin;
     uint32_t ls = d->line_starts[line_index(d, begin)];
-    uint32_t le = ls;
-    while (le < f->len && f->text[le] != '\n' && f->text[le] != '\r')
+    /* Only a region of the line around the span is split into cells, so that many diagnostics on
+     * one huge line cost no more than on a short one: REACH bytes hold more than DIAG_MAX_SHOWN
+     * characters (at most 4 bytes each), so whenever the region is cut on a side the whole line
+     * is longer than DIAG_MAX_SHOWN and the window below shows exactly what it would show for the
+     * whole line. rs starts on a character (not inside a UTF-8 sequence). */
+    const uint32_t REACH = 4 * (DIAG_MAX_SHOWN + 2);
+    uint32_t rs = begin - ls > REACH ? begin - REACH : ls;
+    while (rs > ls && rs < begin && ((unsigned char)f->text[rs] & 0xC0) == 0x80)
+        rs++;
+    size_t stop = (size_t)begin + REACH < f->len ? (size_t)begin + REACH : f->len;
+    uint32_t le = begin;
+    while (le < stop && f->text[le] != '\n' && f->text[le] != '\r')
         le++;
+    bool cut_before = rs > ls, cut_after = le == stop && le < f->len && f->text[le] != '\n' && f->text[le] != '\r';
     if (end > le)
         end = le; /* a span crossing lines is underlined to the end of its first line */
 
-    /* Split the line into cells. */
+    /* Split the region into cells. */
     size_t cap = 64, n = 0;
     Cell *cells = malloc(cap * sizeof *cells);
     if (!cells)
         abort();
-    for (uint32_t i = ls; i < le;) {
+    for (uint32_t i = rs; i < le;) {
         if (n == cap) {
             cap *= 2;
             cells = realloc(cells, cap * sizeof *cells);
@@ -313,7 +360,7 @@ static void print_excerpt(const Diags *d, Span at)
     if (ce < cb)
         ce = cb;
     size_t ws = 0, we = n;
-    if (n > DIAG_MAX_SHOWN) {
+    if (n > DIAG_MAX_SHOWN || cut_before || cut_after) {
         ws = cb > DIAG_CONTEXT ? cb - DIAG_CONTEXT : 0;
         we = ws + DIAG_MAX_SHOWN < n ? ws + DIAG_MAX_SHOWN : n;
         if (cb >= we) /* cannot happen with the sizes above; keep the caret visible anyway */
@@ -323,7 +370,7 @@ static void print_excerpt(const Diags *d, Span at)
     }
     FILE *o = d->out;
     fputs("  ", o);
-    if (ws > 0)
+    if (ws > 0 || cut_before)
         fputs("...", o);
     for (size_t k = ws; k < we; k++) {
         if (cells[k].kind == '?')
@@ -331,11 +378,11 @@ static void print_excerpt(const Diags *d, Span at)
         else
             fwrite(f->text + cells[k].off, 1, cells[k].len, o);
     }
-    if (we < n)
+    if (we < n || cut_after)
         fputs("...", o);
     fputc('\n', o);
     fputs("  ", o);
-    if (ws > 0)
+    if (ws > 0 || cut_before)
         fputs("   ", o);
     for (size_t k = ws; k < cb; k++)
         fputc(cells[k].kind == 't' ? '\t' : ' ', o);
@@ -358,13 +405,13 @@ static void put_message(FILE *o, const char *fmt, va_list ap)
         return;
     }
     if ((size_t)n < sizeof small) {
-        put_clean(o, small, (size_t)n);
+        put_message_text(o, small, (size_t)n);
     } else {
         char *big = malloc((size_t)n + 1);
         if (!big)
             abort();
         vsnprintf(big, (size_t)n + 1, fmt, again);
-        put_clean(o, big, (size_t)n);
+        put_message_text(o, big, (size_t)n);
         free(big);
     }
     va_end(again);

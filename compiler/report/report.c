@@ -229,6 +229,31 @@ void report_totals(const Model *m, ReportTotals *t)
                            sat_add(sat_add(t->mem_acts, t->mem_scratch), sat_mul(4, buffer_floats(m))));
 }
 
+/* Floats of one training step at batch for what c has counted so far: activations, their
+ * gradients and the kernel scratch (mem_acts + mem_scratch of report_totals, in floats). */
+static int64_t step_floats(const Cost *c, int64_t batch)
+{
+    int64_t per_sample = sat_add(sat_add(c->acts, c->grads), c->scratch.per_sample);
+    return sat_add(sat_mul(per_sample, batch), c->scratch.fixed);
+}
+
+int64_t report_step_floats(const Model *m, int64_t batch, int64_t limit, int *block, int *layer)
+{
+    Cost c = {.acts = shape_count(&m->input)};
+    int64_t total = step_floats(&c, batch);
+    *block = *layer = total > limit ? -1 : -2;
+    for (int b = 0; b < m->n_blocks; b++)
+        for (int l = 0; l < m->blocks[b].n_layers; l++) {
+            layers_cost(&m->blocks[b].layers[l], 1, &c);
+            total = step_floats(&c, batch);
+            if (total > limit && *block == -2) {
+                *block = b;
+                *layer = l;
+            }
+        }
+    return total;
+}
+
 /* ---- formatting helpers -------------------------------------------------------------- */
 
 /* 3497220 -> "3,497,220" */

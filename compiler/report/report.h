@@ -33,4 +33,10 @@ typedef struct ReportTotals {
 
 void report_totals(const Model *m, ReportTotals *t);
 
+/* Floats of one training step at `batch` (activations, their gradients and the kernel scratch:
+ * (mem_acts + mem_scratch) / 4 of report_totals), saturating. Also where, counting the input and
+ * then each block's top-level layers in order, that running total first exceeds `limit`:
+ * *block = *layer = -1 at the input, -2 never; else the block and its layer. */
+int64_t report_step_floats(const Model *m, int64_t batch, int64_t limit, int *block, int *layer);
+
 #endif

@@ -150,14 +150,29 @@ typedef struct DataBinding {
     /* windows over time (rank-2 input [T, F]): window length = T, stride between windows */
     int64_t window;            /* 1 for rank-1 inputs; T for [T, F] inputs */
     int64_t window_stride;     /* default 1 */
+    /* C-MAPSS: normalisation per operating condition (k-means k, 1 = plain z-score) and the
+     * synthetic fleet used without a training file (operating conditions, fault modes) */
+    int conditions;            /* 1..64, default 1 */
+    int synthetic_conditions;  /* 1..6, default 1 */
+    int synthetic_fault_modes; /* 1..2, default 1 */
 } DataBinding;
+
+/* The training protocol's settings a spec may give (`train { warmup = 10; ema = 0.999 }`), in
+ * the order of train_protocol_keys (sema.c). Only the given ones go into the model table; the
+ * runtime supplies the book's defaults for the rest (runtime/src/schedule.c). */
+enum { TRAIN_N_PROTOCOL = 11 };
 
 typedef struct TrainDefaults {
     int epochs;      /* default 10 */
     int batch;       /* default 32 */
     uint64_t seed;   /* default 0 */
     float lr;        /* <= 0: keep per-group lr */
+    bool has[TRAIN_N_PROTOCOL];
+    double value[TRAIN_N_PROTOCOL]; /* select: 0 validation, 1 test */
 } TrainDefaults;
+
+/* Name, in the spec and the model table, of protocol setting i. */
+const char *train_protocol_key(int i);
 
 typedef struct Model {
     char *name;

@@ -640,7 +640,9 @@ static void check_balance(Sema *s)
 /* ---- data binding -------------------------------------------------------------------- */
 
 static const char *const cmapss_keys[] = {"train", "test", "rul", "features", "rul_cap",
-                                          "health_thresholds", "validation", "window", "stride", NULL};
+                                          "health_thresholds", "validation", "window", "stride",
+                                          "conditions", "synthetic_conditions", "synthetic_fault_modes",
+                                          NULL};
 static const char *const csv_keys[] = {"train", "test", "inputs", "group", "validation", "window", "stride",
                                        NULL};
 static const char *const default_features[] = {"setting1", "setting2", "setting3", "s2", "s3", "s4",
@@ -695,6 +697,9 @@ static void check_data(Sema *s)
     int64_t n_in = m->input.dim[m->input.rank - 1];
     db->window = m->input.rank == 2 ? m->input.dim[0] : 1;
     db->window_stride = 1;
+    db->conditions = 1;
+    db->synthetic_conditions = 1;
+    db->synthetic_fault_modes = 1;
     const Ast **binds = calloc((size_t)(m->n_tasks ? m->n_tasks : 1), sizeof *binds);
     if (!binds)
         abort();
@@ -865,6 +870,30 @@ static void check_data(Sema *s)
                 } else {
                     db->window = n;
                 }
+            } else if (!csv && (!strcmp(k, "conditions") || !strcmp(k, "synthetic_conditions") ||
+                                !strcmp(k, "synthetic_fault_modes"))) {
+                /* conditions: k of the per-condition normalisation; the others shape the
+                 * synthetic fleet (FD002 has six operating points, FD003 two fault modes) */
+                int64_t n;
+                int hi = k[0] == 'c' ? 64 : !strcmp(k, "synthetic_conditions") ? 6 : 2;
+                char what[40];
+                snprintf(what, sizeof what, "'%s'", k);
+                if (!sema_int(s, v, what, &n))
+                    continue;
+                if (n < 1 || n > hi) {
+                    diag_error(s->d, v->span, "%s must be between 1 and %d, got %s", k, hi, v->name);
+                    continue;
+                }
+                if (k[0] == 'c')
+                    db->conditions = (int)n;
+                else if (!strcmp(k, "synthetic_conditions"))
+                    db->synthetic_conditions = (int)n;
+                else
+                    db->synthetic_fault_modes = (int)n;
+            } else if (csv && !strcmp(k, "conditions")) {
+                diag_error(s->d, st->name_span,
+                           "'conditions' needs the operating settings of data cmapss; csv inputs are "
+                           "normalised per column");
             } else if (csv && !strcmp(k, "group")) {
                 if (!sema_column(s, v, "'group'", &db->group_column)) {
                     free(db->group_column);
@@ -949,9 +978,82 @@ static int64_t longest_sequence(const Model *m)
     return best;
 }
 
+/* The protocol settings of a train block: integer or real, and their allowed range. */
+static const struct {
+    const char *key;
+    bool integer;
+    double lo, hi;
+    bool lo_open, hi_open;
+    const char *meaning;
+} protocol_keys[TRAIN_N_PROTOCOL] = {
+    {"warmup", true, 0, 1e9, false, false, "epochs of linear lr warm-up (0: off)"},
+    {"warmup_start", false, 0, 1, true, false, "lr multiplier at the first warm-up epoch"},
+    {"plateau_factor", false, 0, 1, true, false, "lr factor of reduce-on-plateau (1: off)"},
+    {"plateau_patience", true, 0, 1e9, false, false, "epochs without improvement before a reduction"},
+    {"min_lr", false, 0, 1e30, false, false, "floor of the plateau reductions"},
+    {"clip_norm", false, 0, 1e30, false, false, "global gradient-norm clipping (0: off)"},
+    {"ema", false, 0, 1, false, true, "decay of the weight average (0: off)"},
+    {"patience", true, 0, 1e9, false, false, "early-stopping patience in epochs (0: off)"},
+    {"seeds", true, 1, MTL_SEED_SWEEP_MAX, false, false, "runs in a seed sweep"},
+    {"max_bad_steps", true, 1, 1e9, false, false, "non-finite steps in a row before the run stops"},
+    {"select", false, 0, 1, false, false, "model selection on validation or test"},
+};
+
+const char *train_protocol_key(int i)
+{
+    return protocol_keys[i].key;
+}
+
+/* One protocol setting; returns false when it was wrong (already reported). */
+static bool check_protocol_setting(Sema *s, const Ast *st, const Ast *v, int i)
+{
+    TrainDefaults *tr = &s->m->train;
+    const char *key = protocol_keys[i].key;
+    if (!strcmp(key, "select")) {
+        if (v->kind == AST_PATH && (!strcmp(v->name, "validation") || !strcmp(v->name, "test"))) {
+            tr->has[i] = true;
+            tr->value[i] = !strcmp(v->name, "test");
+            return true;
+        }
+        diag_error(s->d, v->span, "select must be 'validation' or 'test' (the book's protocol: "
+                                  "model selection on the test set)");
+        return false;
+    }
+    (void)st;
+    double x;
+    char what[48];
+    snprintf(what, sizeof what, "'%s'", key);
+    if (protocol_keys[i].integer) {
+        int64_t n;
+        if (!sema_int(s, v, what, &n))
+            return false;
+        x = (double)n;
+    } else if (!sema_number(s, v, what, &x)) {
+        return false;
+    }
+    double lo = protocol_keys[i].lo, hi = protocol_keys[i].hi;
+    bool below = protocol_keys[i].lo_open ? !(x > lo) : !(x >= lo);
+    bool above = protocol_keys[i].hi_open ? !(x < hi) : !(x <= hi);
+    if (below || above) {
+        if (protocol_keys[i].integer)
+            diag_error(s->d, v->span, "%s must be an integer from %lld to %lld (%s), got %s", key,
+                       (long long)lo, (long long)hi, protocol_keys[i].meaning, v->name);
+        else
+            diag_error(s->d, v->span, "%s must be in %s%g, %g%s (%s), got %s", key,
+                       protocol_keys[i].lo_open ? "(" : "[", lo, hi, protocol_keys[i].hi_open ? ")" : "]",
+                       protocol_keys[i].meaning, v->name);
+        return false;
+    }
+    tr->has[i] = true;
+    tr->value[i] = x;
+    return true;
+}
+
 static void check_train(Sema *s)
 {
-    static const char *const keys[] = {"epochs", "batch", "seed", "lr", NULL};
+    static const char *const keys[] = {"epochs", "batch", "seed", "lr", "warmup", "warmup_start",
+                                       "plateau_factor", "plateau_patience", "min_lr", "clip_norm",
+                                       "ema", "patience", "seeds", "max_bad_steps", "select", NULL};
     TrainDefaults *tr = &s->m->train;
     tr->epochs = 10;
     tr->batch = 32;
@@ -1009,6 +1111,14 @@ static void check_train(Sema *s)
                 diag_error(s->d, v->span, "lr must be > 0, got %s", v->name);
             tr->lr = (float)x;
         } else {
+            int p = -1;
+            for (int q = 0; q < TRAIN_N_PROTOCOL; q++)
+                if (!strcmp(st->name, protocol_keys[q].key))
+                    p = q;
+            if (p >= 0) {
+                check_protocol_setting(s, st, v, p);
+                continue;
+            }
             unknown_key(s, st, "train", keys);
         }
     }
@@ -1062,6 +1172,7 @@ Model *sema_build(Diags *d, const Ast *root)
     build_blocks(&s);
     check_balance(&s);
     check_train(&s);
+    sema_check_size(&s);
     check_data(&s);
     sema_groups(&s);
     assign_masks(&s);

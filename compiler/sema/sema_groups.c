@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Selectors in all groups together (a real optimizer has a handful). */
+#define MAX_SELECTORS 1000
+
 static const char *const group_keys[] = {"params", "lr", "weight_decay", "betas", "eps", "frozen", NULL};
 
 static void group_defaults(Group *g)
@@ -100,6 +103,12 @@ static void selectors(Sema *s, const Ast *v, bool *mask, bool *scratch, const ch
         n = v->n_kids;
     }
     for (int i = 0; i < n; i++) {
+        /* each selector visits every parameter: bound their product (with the tensor limit) */
+        if (++s->n_selectors > MAX_SELECTORS) {
+            if (s->n_selectors == MAX_SELECTORS + 1)
+                diag_error(s->d, it[i]->span, "more than %d parameter selectors in the optimizer", MAX_SELECTORS);
+            continue;
+        }
         memset(scratch, 0, (size_t)s->m->n_params * sizeof *scratch);
         if (select_params(s, it[i], scratch) != 1)
             continue;

@@ -16,12 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Every size (units, channels, kernel, heads, input dimensions…) is at most MAX_SIZE; every tensor
- * and the whole model at most MAX_ELEMS elements, so counts and FLOPs stay far from overflow. */
+/* Every size (units, channels, kernel, heads, input dimensions…) is at most MAX_SIZE and every
+ * layer output at most MAX_ELEMS elements per sample, so counts and FLOPs stay far from overflow;
+ * the model's totals (parameters, training-step memory) are bounded by sema_check_size. */
 #define MAX_SIZE SEMA_MAX_SIZE
 #define MAX_ELEMS ((int64_t)1 << 40)
 
 #define MAX_LSTM_LAYERS 100 /* each adds 4 or 8 tensors; far beyond any useful depth */
+/* Parameter tensors in a model (a dense layer has 2, lstm(H, layers = 100, bidirectional = true)
+ * 800): bounds the parameter table, and the checks that visit it once per group setting. */
+#define MAX_TENSORS 65536
 
 #define LAYER_MAX_OPTS 5
 
@@ -129,6 +133,12 @@ static int add_param(LayerCtx *c, const char *leaf, Shape shape, MtlInit init, f
 {
     Sema *s = c->s;
     Model *m = s->m;
+    if (m->n_params >= MAX_TENSORS) { /* not stored: the model is refused anyway */
+        if (!s->too_many_tensors)
+            diag_error(s->d, c->la->span, "more than %d parameter tensors in the model, with this layer", MAX_TENSORS);
+        s->too_many_tensors = true;
+        return -1;
+    }
     if (m->n_params == s->cap_params) {
         s->cap_params = s->cap_params ? 2 * s->cap_params : 16;
         m->params = realloc(m->params, (size_t)s->cap_params * sizeof *m->params);
@@ -140,16 +150,16 @@ static int add_param(LayerCtx *c, const char *leaf, Shape shape, MtlInit init, f
     memset(p, 0, sizeof *p);
     p->name = sema_path(c->L->path, leaf);
     p->shape = shape;
-    p->count = count_capped(&shape);
-    if (p->count > MAX_ELEMS) {
-        diag_error(s->d, c->la->span, "parameter '%s' is too large (more than 2^40 elements)", p->name);
-        p->count = 1;
-    }
-    s->total_params += p->count;
-    if (s->total_params > MAX_ELEMS && !s->too_many_params) {
-        diag_error(s->d, c->la->span, "the model has too many parameters (more than 2^40) with this layer");
-        s->too_many_params = true;
-    }
+    /* exact up to INT64_MAX, then saturated (so is the total); sema_check_size reports a total
+     * past SEMA_MAX_PARAMS at the layer that crossed it. */
+    p->count = 1;
+    for (int i = 0; i < shape.rank; i++)
+        if (__builtin_mul_overflow(p->count, shape.dim[i], &p->count))
+            p->count = INT64_MAX;
+    if (__builtin_add_overflow(s->total_params, p->count, &s->total_params))
+        s->total_params = INT64_MAX;
+    if (s->total_params > SEMA_MAX_PARAMS && !s->params_over)
+        s->params_over = c->L;
     p->block = c->block;
     p->layer = c->top;
     p->group = -1;
@@ -459,7 +469,7 @@ static void check_lstm(LayerCtx *c)
     int64_t h = L->units, dirs = L->bidirectional ? 2 : 1;
     L->out = shape2(in.dim[0], h * dirs);
     float bound = (float)(1.0 / sqrt((double)h));
-    for (int l = 0; l < L->lstm_layers; l++) {
+    for (int l = 0; l < L->lstm_layers && !c->s->too_many_tensors; l++) {
         int64_t inputs = l == 0 ? in.dim[1] : h * dirs;
         for (int dir = 0; dir < dirs; dir++) {
             const char *suffix = dir ? "_reverse" : "";

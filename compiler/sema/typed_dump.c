@@ -3,6 +3,8 @@
  * For people and golden tests; the report (compiler/report) is the user-facing summary. */
 #include "sema/model.h"
 
+#include <string.h>
+
 static void shape_str(const Shape *s, FILE *out)
 {
     fputc('[', out);
@@ -166,6 +168,11 @@ void model_dump_typed(const Model *m, FILE *out)
     fprintf(out, " validation %g", (double)db->validation);
     if (db->window != 1 || db->window_stride != 1)
         fprintf(out, " window %lld stride %lld", (long long)db->window, (long long)db->window_stride);
+    if (db->conditions > 1)
+        fprintf(out, " conditions %d", db->conditions);
+    if (db->synthetic_conditions > 1 || db->synthetic_fault_modes > 1)
+        fprintf(out, " synthetic_conditions %d synthetic_fault_modes %d", db->synthetic_conditions,
+                db->synthetic_fault_modes);
     if (db->train_path)
         fprintf(out, " train \"%s\"", db->train_path);
     if (db->test_path)
@@ -177,5 +184,13 @@ void model_dump_typed(const Model *m, FILE *out)
             (unsigned long long)m->train.seed);
     if (m->train.lr > 0)
         fprintf(out, " lr %g", (double)m->train.lr);
+    for (int i = 0; i < TRAIN_N_PROTOCOL; i++) {
+        if (!m->train.has[i])
+            continue;
+        if (!strcmp(train_protocol_key(i), "select"))
+            fprintf(out, " select %s", m->train.value[i] != 0 ? "test" : "validation");
+        else
+            fprintf(out, " %s %g", train_protocol_key(i), m->train.value[i]);
+    }
     fputc('\n', out);
 }

@@ -21,6 +21,14 @@
  * Normalisation statistics are per feature over the training part's rows (also those of
  * skipped engines). With W = 1 every path gives exactly one sample per row as before (the
  * C-MAPSS test set: the last cycle of each engine).
+ *
+ * Operating conditions (C-MAPSS only, conditions = k > 1): the training part's rows are
+ * clustered by their three operating settings (setting1..setting3, whether or not they are
+ * features) with k-means (data_conditions.c), and the statistics are per condition and feature.
+ * Every other row (validation, test, predict inputs) is assigned to the nearest centroid and
+ * normalised with that condition's training statistics; in a window each row (cycle) is
+ * normalised by its own condition, as FD002's conditions change from cycle to cycle. CSV data
+ * always use one condition.
  */
 #ifndef MTL_DATA_H
 #define MTL_DATA_H
@@ -28,10 +36,14 @@
 #include "mtl_abi.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define MTL_CMAPSS_COLUMNS 26 /* engine, cycle, setting1..3, s1..s21 */
 #define MTL_MAX_THRESHOLDS 8
+#define MTL_MAX_CONDITIONS 64       /* k of the per-condition normalisation */
+#define MTL_SYNTH_MAX_CONDITIONS 6  /* operating points of the synthetic fleet */
+#define MTL_SYNTH_MAX_FAULT_MODES 2
 
 /* Where samples come from; filled by the trainer from the model info "data" and its command line. */
 typedef struct MtlDataConfig {
@@ -60,14 +72,31 @@ typedef struct MtlDataConfig {
     int64_t window_stride;   /* training windows start every window_stride rows */
     /* split */
     float validation;        /* fraction of engines/groups held out, 0 = none */
-    uint64_t seed;           /* split seed (and synthetic fleet seed) */
+    uint64_t seed;           /* split seed (and synthetic fleet and k-means seed) */
+    /* normalisation per operating condition (C-MAPSS only; see above): k-means with k =
+     * conditions on the training settings; 0 counts as 1, plain per-feature z-score */
+    int conditions;
+    /* the synthetic fleet (train_path NULL): operating points 1..6 drawn per cycle, fault
+     * modes 1..2 drawn per engine; 0 counts as 1, and (1, 1) is the original fleet */
+    int synthetic_conditions;
+    int synthetic_fault_modes;
 } MtlDataConfig;
 
-/* Per-feature normalisation fitted on training rows only: z = (x - mean) / (std + 1e-8)
- * (population std). A constant column has std 0 and maps to 0. */
+/* Normalisation fitted on training rows only: z = (x - mean[c, f]) / (std[c, f] + 1e-8)
+ * (population std) for a row of operating condition c. A column constant over condition c's
+ * training rows has std exactly 0 there and maps to 0 (never a huge value).
+ *
+ * k <= 1 (0 in a zeroed struct counts as 1): one condition, plain per-feature z-score; no
+ * centroids. k > 1: a row's condition is the centroid nearest to its three settings s in the
+ * standardised metric sum_j ((s_j - centroid[c, j]) / settings_scale[j])^2, ties to the lower c.
+ * centroids are in the file's units, ordered by (setting1, setting2, setting3). */
 typedef struct MtlNorm {
-    int n;
-    float *mean, *std;
+    int n;                    /* features per row */
+    float *mean, *std;        /* [k * n]: condition c's statistics at [c * n, (c + 1) * n) */
+    int k;                    /* operating conditions */
+    float *centroids;         /* [k * 3] (k > 1 only, else NULL) */
+    float settings_mean[3];   /* the standardisation the clustering ran in (k > 1 only) */
+    float settings_scale[3];  /* population std of each setting, 1 for a constant one */
 } MtlNorm;
 
 typedef struct MtlDataset {
@@ -83,6 +112,8 @@ typedef struct MtlDataset {
     int64_t *cycle;       /* [n] of the sample's last row: the C-MAPSS cycle, or the 1-based data
                              row of a CSV file (blank lines and the header not counted) */
     int32_t *pad;         /* [n] leading rows that repeat the engine's first row (0: full window) */
+    int32_t *condition;   /* [n] operating condition (0..k-1) of the sample's last row; all 0
+                             with one condition */
     int64_t n_padded;     /* engines / groups shorter than the window whose samples were padded */
     int64_t n_skipped;    /* training engines / groups shorter than the window (no sample) */
     char *source;         /* human description, e.g. "train_FD001.txt (rows 1-20631)" or
@@ -104,17 +135,35 @@ int mtl_data_load_test(const MtlDataConfig *cfg, const MtlNorm *norm, MtlDataset
 int mtl_data_load_inputs(const MtlDataConfig *cfg, const char *path, const MtlNorm *norm, MtlDataset *out);
 
 void mtl_dataset_free(MtlDataset *d);
+/* Frees everything a loaded or parsed MtlNorm holds and zeroes it. */
 void mtl_norm_free(MtlNorm *n);
+
+/* The normalisation as compact JSON (malloc'd, NULL on allocation failure), everything needed
+ * to normalise new data, e.g. for a checkpoint's metadata:
+ *   {"version":1,"features":F,"conditions":K,"mean":[[F floats] x K],"std":[[...] x K]}
+ * plus, when K > 1, "settings_mean":[3],"settings_scale":[3],"centroids":[[3 floats] x K].
+ * Floats are printed with "%.9g", so parsing gives back the identical float32 values. */
+char *mtl_norm_to_json(const MtlNorm *n);
+/* Parses and validates mtl_norm_to_json's format into out: version 1, F == n_features (when
+ * n_features > 0), 1 <= K <= MTL_MAX_CONDITIONS, every array of the right size, every value a
+ * finite float32, std >= 0, settings_scale > 0, the settings keys present exactly when K > 1,
+ * no other keys. Returns 0, or -1 with the reason in err (out left empty). */
+int mtl_norm_from_json(const char *json, int n_features, MtlNorm *out, char *err, size_t err_size);
+/* Same features, conditions and bit-identical values (k 0 and 1 are the same). */
+bool mtl_norm_equal(const MtlNorm *a, const MtlNorm *b);
 
 /* The project defaults: cmapss kind, synthetic fleet (train_path NULL), rul_cap 125, thresholds
  * {80, 30}, the 17 default features, cap_test_rul true, window 1 (stride 1), validation 0.2,
- * seed 0, no targets. */
+ * seed 0, no targets, one operating condition, the one-condition one-fault-mode synthetic fleet. */
 void mtl_data_config_defaults(MtlDataConfig *cfg);
 
 /* Writes the synthetic fleet of this seed as C-MAPSS text files DIR/train_synth.txt,
  * DIR/test_synth.txt and DIR/RUL_synth.txt (byte-identical to what the loaders read when
  * train_path is NULL). Returns 0, or -1 after printing "PATH: error: reason". */
 int mtl_synth_write(const char *dir, uint64_t seed);
+/* The same for a fleet with 1..6 operating conditions and 1..2 fault modes (as
+ * synthetic_conditions / synthetic_fault_modes; 0 counts as 1): (1, 1) is mtl_synth_write. */
+int mtl_synth_write_fleet(const char *dir, uint64_t seed, int conditions, int fault_modes);
 
 /* The 17 default C-MAPSS feature names (3 settings + 14 sensors), for configs and tests. */
 extern const char *const mtl_cmapss_default_features[17];

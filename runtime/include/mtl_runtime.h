@@ -11,6 +11,7 @@
 #define MTL_RUNTIME_H
 
 #include "mtl_abi.h"
+#include "mtl_schedule.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -80,6 +81,8 @@ typedef struct MtlModelInfo {
         uint64_t seed;
         bool has_lr; /* "lr": null -> false (each group keeps its own lr) */
         float lr;
+        MtlProtocol protocol; /* warm-up, plateau, clipping, EMA, early stopping, selection */
+        int64_t seeds;        /* a sweep over seeds seed .. seed + seeds - 1 (1: one run) */
     } train;
     struct {
         MtlDataKind kind;
@@ -95,6 +98,11 @@ typedef struct MtlModelInfo {
         char *group;    /* csv group column or NULL */
         int64_t window; /* rows per sample (input [window, F]); 1 when absent */
         int64_t window_stride; /* training windows start every window_stride rows; 1 when absent */
+        /* cmapss: k of the per-condition normalisation (1..64) and the synthetic fleet's
+         * operating conditions (1..6) and fault modes (1..2); 1 when absent (and for csv) */
+        int conditions;
+        int synthetic_conditions;
+        int synthetic_fault_modes;
     } data;
 } MtlModelInfo;
 
@@ -214,6 +222,27 @@ int mtl_checkpoint_save(const char *path, const MtlModelInfo *m, const float *pa
 int mtl_checkpoint_load(const char *path, const MtlModelInfo *m, float *params, float *buffers,
                         MtlAdamW *opt, MtlMeta *meta_out, char *err, size_t err_size);
 
+/* Extra copies of the model's weights in the same file (the weight average, the best epoch's
+ * weights): saved as PREFIX + name for every parameter tensor and, when buffers is not NULL,
+ * every buffer ("ema.trunk.0.weight", "best.trunk.1.running_mean"). */
+typedef struct MtlTensorCopy {
+    const char *prefix;  /* e.g. "ema." */
+    float *params;       /* [n_params] */
+    float *buffers;      /* [n_buffer_floats] or NULL (not saved / not loaded) */
+    bool present;        /* set by the load: the file held this copy, complete */
+} MtlTensorCopy;
+
+/* mtl_checkpoint_save / _load with copies. A file may lack a copy (present = false) but not
+ * hold part of one. Before anything else the load compares the model's tensors with the file's,
+ * in the model's order, and names the first that is missing or has another shape, with both
+ * shapes: a checkpoint made by a different spec fails on that line. */
+int mtl_checkpoint_save_full(const char *path, const MtlModelInfo *m, const float *params,
+                             const float *buffers, const MtlAdamW *opt, const MtlTensorCopy *copies,
+                             int n_copies, const MtlMeta *meta, char *err, size_t err_size);
+int mtl_checkpoint_load_full(const char *path, const MtlModelInfo *m, float *params, float *buffers,
+                             MtlAdamW *opt, MtlTensorCopy *copies, int n_copies, MtlMeta *meta_out,
+                             char *err, size_t err_size);
+
 /* ---- logs and I/O helpers (log.c) ---------------------------------------------------------- */
 
 /* printf into err (truncating), for the err/err_size convention above. */
@@ -227,6 +256,13 @@ typedef struct MtlLog {
     char *path;
 } MtlLog;
 int mtl_log_open(MtlLog *log, const char *path, char *err, size_t err_size);
+/* Continues the log of a resumed run: path is cut to keep_bytes (what belonged to the saved
+ * state) and opened for appending; when path does not exist (the run had finished and renamed
+ * it), the first keep_bytes of fallback are copied to path first. */
+int mtl_log_resume(MtlLog *log, const char *path, const char *fallback, int64_t keep_bytes,
+                   char *err, size_t err_size);
+/* Bytes written to the log so far (after flushing). */
+int64_t mtl_log_size(const MtlLog *log);
 /* Writes line (no newline) + "\n" to the log and, if echo is not NULL, to echo too. */
 int mtl_log_write(MtlLog *log, const char *line, FILE *echo, char *err, size_t err_size);
 /* errno of the first failed write to an echo stream (0: none): stdout is checked at exit. */
@@ -270,6 +306,15 @@ int mtl_blas_set_threads(int n);
  * samples, and batch x time steps must fit an int (generated code passes rows to BLAS as int). */
 #define MTL_MAX_BATCH 1000000
 
+/* Protocol settings given on the command line (each has_ flag says the value is set). */
+typedef struct MtlProtocolOptions {
+    bool has_warmup_epochs, has_warmup_start, has_plateau_factor, has_plateau_patience,
+        has_min_lr, has_clip_norm, has_ema, has_patience, has_select, has_max_bad_steps;
+    MtlProtocol v;
+} MtlProtocolOptions;
+
+#define MTL_MAX_SEEDS 1000
+
 typedef struct MtlTrainOptions {
     const char *train, *test, *rul; /* NULL: from the model's data table */
     int64_t epochs, batch;           /* < 0: from the model's train table */
@@ -277,13 +322,34 @@ typedef struct MtlTrainOptions {
     uint64_t seed;
     bool has_lr;
     float lr;
-    const char *out;                 /* NULL: runs/<model name> */
+    const char *out;                 /* NULL: runs/<model name> (resume: the state file's folder) */
     bool has_validation;
     float validation;
     bool cap_test_rul;
     bool quiet;
     int threads;
+    MtlProtocolOptions protocol;
+    /* seed sweep: n_seeds > 0 runs each of seeds[0..n_seeds) into OUT/seed-S */
+    int n_seeds;
+    uint64_t seeds[MTL_MAX_SEEDS];
+    const char *resume;              /* a state checkpoint (OUT/state.safetensors) to continue */
+    int64_t save_every;              /* < 0: default 1 (every epoch); 0: only at the end */
+    int64_t save_every_steps;        /* <= 0: off */
 } MtlTrainOptions;
+
+/* What one training run ended with (for the seed sweep's table). */
+typedef struct MtlRunResult {
+    uint64_t seed;
+    int64_t epochs_run, best_epoch;
+    bool stopped_early, have_test, have_val;
+    double best_score;     /* the selection score at best_epoch (validation or test RMSE) */
+    double rmse, nasa, mae, accuracy, macro_f1; /* test, with the selected weights */
+    double seconds_per_epoch;
+    /* the book's protocol on the same run: the epoch with the lowest test RMSE (weights as
+     * evaluated that epoch) - optimistic, reported beside the honest numbers */
+    int64_t test_best_epoch;
+    double test_best_rmse, test_best_nasa;
+} MtlRunResult;
 
 typedef struct MtlEvalOptions {
     const char *checkpoint; /* NULL: runs/<model name>/model.safetensors */
@@ -300,6 +366,9 @@ typedef struct MtlPredictOptions {
 
 /* Each returns the process exit status: 0 success, 1 user error (message already printed). */
 int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o);
+/* One run (no sweep); fills *res when not NULL. Same return values as mtl_train, plus 130 / 143
+ * after SIGINT / SIGTERM (state saved). */
+int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult *res);
 int mtl_eval(const MtlModelInfo *m, const MtlEvalOptions *o);
 int mtl_predict(const MtlModelInfo *m, const MtlPredictOptions *o);
 

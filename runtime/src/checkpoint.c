@@ -13,6 +13,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
@@ -224,8 +225,17 @@ int mtl_safetensors_write(const char *path, const MtlNamedTensor *tensors, int n
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)(hl >> (8 * i));
     what = "write";
     if (write_all(fd, len8, 8) || write_all(fd, h.p, h.n)) goto fail;
+    /* Test hook (tests/e2e/resume.sh): MTL_TEST_KILL_DURING_SAVE=TEXT kills the process with
+     * SIGKILL in the middle of writing the first file whose path contains TEXT (half of its
+     * tensors on disk), the way a power cut or the OOM killer would. */
+    const char *kill_at = getenv("MTL_TEST_KILL_DURING_SAVE");
+    bool kill_now = kill_at && kill_at[0] && strstr(path, kill_at) != NULL;
     for (int i = 0; i < n; i++) {
         const MtlNamedTensor *t = &tensors[i];
+        if (kill_now && i == n / 2) {
+            fsync(fd);
+            raise(SIGKILL);
+        }
         if (write_all(fd, t->data, (size_t)numel(t->shape, t->ndim) * 4)) goto fail;
     }
     what = "fsync";
@@ -463,13 +473,21 @@ static char *cat(const char *a, const char *b) {
 int mtl_checkpoint_save(const char *path, const MtlModelInfo *m, const float *params,
                         const float *buffers, const MtlAdamW *opt, const MtlMeta *meta, char *err,
                         size_t err_size) {
+    return mtl_checkpoint_save_full(path, m, params, buffers, opt, NULL, 0, meta, err, err_size);
+}
+
+int mtl_checkpoint_save_full(const char *path, const MtlModelInfo *m, const float *params,
+                             const float *buffers, const MtlAdamW *opt, const MtlTensorCopy *copies,
+                             int n_copies, const MtlMeta *meta, char *err, size_t err_size) {
     if (m->n_buffers > 0 && !buffers) {
         mtl_errf(err, err_size, "%s: error: internal: model %s has buffers but none were given",
                  path, m->name);
         return -1;
     }
-    MtlNamedTensor *ts = calloc((size_t)(3 * m->n_tensors + m->n_buffers + 1), sizeof *ts);
-    char **names = calloc((size_t)(2 * m->n_tensors + 1), sizeof *names);
+    size_t per_copy = (size_t)(m->n_tensors + m->n_buffers);
+    MtlNamedTensor *ts = calloc((size_t)(3 * m->n_tensors + m->n_buffers + 1) + per_copy * (size_t)n_copies,
+                                sizeof *ts);
+    char **names = calloc((size_t)(2 * m->n_tensors + 1) + per_copy * (size_t)n_copies, sizeof *names);
     if (!ts || !names) abort();
     int n = 0, nn = 0;
     for (int i = 0; i < m->n_tensors; i++) {
@@ -496,6 +514,27 @@ int mtl_checkpoint_save(const char *path, const MtlModelInfo *m, const float *pa
                 n++;
                 nn++;
             }
+    }
+    for (int c = 0; c < n_copies; c++) {
+        for (int i = 0; i < m->n_tensors; i++) {
+            const MtlTensorInfo *t = &m->tensors[i];
+            names[nn] = cat(copies[c].prefix, t->name);
+            ts[n] = (MtlNamedTensor){.name = names[nn], .ndim = t->ndim,
+                                     .data = copies[c].params + t->offset};
+            memcpy(ts[n].shape, t->shape, sizeof t->shape);
+            n++;
+            nn++;
+        }
+        if (!copies[c].buffers) continue;
+        for (int i = 0; i < m->n_buffers; i++) {
+            const MtlBufferInfo *b = &m->buffers[i];
+            names[nn] = cat(copies[c].prefix, b->name);
+            ts[n] = (MtlNamedTensor){.name = names[nn], .ndim = b->ndim,
+                                     .data = copies[c].buffers + b->offset};
+            memcpy(ts[n].shape, b->shape, sizeof b->shape);
+            n++;
+            nn++;
+        }
     }
     MtlMeta all = {0};
     mtl_meta_set(&all, "format", "pt");
@@ -544,28 +583,99 @@ static const MtlBufferInfo *model_buffer(const MtlModelInfo *m, const char *name
 
 int mtl_checkpoint_load(const char *path, const MtlModelInfo *m, float *params, float *buffers,
                         MtlAdamW *opt, MtlMeta *meta_out, char *err, size_t err_size) {
+    return mtl_checkpoint_load_full(path, m, params, buffers, opt, NULL, 0, meta_out, err, err_size);
+}
+
+/* Which copy (index) a file tensor name belongs to, with the model name after the prefix; -1
+ * for a name of no copy. */
+static int copy_of(const MtlTensorCopy *copies, int n_copies, const char *name, const char **base) {
+    for (int c = 0; c < n_copies; c++) {
+        size_t k = strlen(copies[c].prefix);
+        if (!strncmp(name, copies[c].prefix, k)) {
+            *base = name + k;
+            return c;
+        }
+    }
+    return -1;
+}
+
+/* The model's tensors and buffers against the file's, in the model's order: the first one
+ * missing or of another shape is what a user loading another spec's checkpoint needs to see. */
+static int first_mismatch(const char *path, const MtlModelInfo *m, const MtlSafetensors *st,
+                          char *err, size_t err_size) {
+    int total = m->n_tensors + m->n_buffers;
+    for (int i = 0; i < total; i++) {
+        bool is_buf = i >= m->n_tensors;
+        const char *name = is_buf ? m->buffers[i - m->n_tensors].name : m->tensors[i].name;
+        int ndim = is_buf ? m->buffers[i - m->n_tensors].ndim : m->tensors[i].ndim;
+        const int64_t *shape = is_buf ? m->buffers[i - m->n_tensors].shape : m->tensors[i].shape;
+        char mine[128], theirs[128];
+        shape_str(mine, sizeof mine, ndim, shape);
+        const MtlStTensor *t = mtl_safetensors_find(st, name);
+        if (!t) {
+            /* the file's tensor in the same position, if any, says what it holds instead */
+            if (i < st->n) {
+                shape_str(theirs, sizeof theirs, st->tensors[i].ndim, st->tensors[i].shape);
+                mtl_errf(err, err_size, "%s: error: %s \"%s\" %s of model %s is missing from the "
+                         "checkpoint, which has \"%s\" %s in its place (a checkpoint of another "
+                         "spec?)", path, is_buf ? "buffer" : "tensor", name, mine, m->name,
+                         st->tensors[i].name, theirs);
+            } else {
+                mtl_errf(err, err_size, "%s: error: %s \"%s\" %s of model %s is missing from the "
+                         "checkpoint%s", path, is_buf ? "buffer" : "tensor", name, mine, m->name,
+                         is_buf ? " (a checkpoint from before the model had buffers?)"
+                                : " (a checkpoint of another spec?)");
+            }
+            return -1;
+        }
+        if (!same_shape(t, ndim, shape)) {
+            shape_str(theirs, sizeof theirs, t->ndim, t->shape);
+            mtl_errf(err, err_size, "%s: error: %s \"%s\" has shape %s in the checkpoint, model %s "
+                     "expects %s (a checkpoint of another spec?)", path, is_buf ? "buffer" : "tensor",
+                     name, theirs, m->name, mine);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int mtl_checkpoint_load_full(const char *path, const MtlModelInfo *m, float *params, float *buffers,
+                             MtlAdamW *opt, MtlTensorCopy *copies, int n_copies, MtlMeta *meta_out,
+                             char *err, size_t err_size) {
     MtlSafetensors st;
     if (mtl_safetensors_read(path, &st, err, err_size)) return -1;
     int rc = -1;
     bool have_opt = false;
+    int64_t *copy_params = calloc((size_t)n_copies + 1, sizeof *copy_params);
+    int64_t *copy_bufs = calloc((size_t)n_copies + 1, sizeof *copy_bufs);
+    if (!copy_params || !copy_bufs) abort();
+    for (int c = 0; c < n_copies; c++) copies[c].present = false;
+    if (first_mismatch(path, m, &st, err, err_size) != 0) goto out;
     /* First validate every name and shape, then copy: a bad file changes nothing. */
     for (int i = 0; i < st.n; i++) {
         const char *name = st.tensors[i].name;
         const char *base = name;
         bool moment = false;
+        int copy = -1;
         if (!strncmp(name, EXP_AVG_SQ, sizeof EXP_AVG_SQ - 1)) {
             base = name + sizeof EXP_AVG_SQ - 1;
             moment = true;
         } else if (!strncmp(name, EXP_AVG, sizeof EXP_AVG - 1)) {
             base = name + sizeof EXP_AVG - 1;
             moment = true;
+        } else {
+            copy = copy_of(copies, n_copies, name, &base);
         }
         const MtlTensorInfo *t = model_tensor(m, base);
-        const MtlBufferInfo *buf = moment ? NULL : model_buffer(m, name);
+        const MtlBufferInfo *buf = moment ? NULL : model_buffer(m, base);
         if (!buf && (!t || (moment && !has_moments(m, t)))) {
             mtl_errf(err, err_size, "%s: error: tensor \"%s\" is not part of model %s", path, name,
                      m->name);
             goto out;
+        }
+        if (copy >= 0) {
+            if (buf) copy_bufs[copy]++;
+            else copy_params[copy]++;
         }
         int ndim = buf ? buf->ndim : t->ndim;
         const int64_t *shape = buf ? buf->shape : t->shape;
@@ -598,6 +708,16 @@ int mtl_checkpoint_load(const char *path, const MtlModelInfo *m, float *params, 
                 goto out;
             }
         }
+    }
+    for (int c = 0; c < n_copies; c++) {
+        if (copy_params[c] == 0 && copy_bufs[c] == 0) continue;
+        if (copy_params[c] != m->n_tensors || (copies[c].buffers && copy_bufs[c] != m->n_buffers)) {
+            mtl_errf(err, err_size, "%s: error: the copy \"%s*\" of the weights is incomplete (%lld of "
+                     "%d tensors, %lld of %d buffers): a damaged checkpoint", path, copies[c].prefix,
+                     (long long)copy_params[c], m->n_tensors, (long long)copy_bufs[c], m->n_buffers);
+            goto out;
+        }
+        copies[c].present = true;
     }
     for (int i = 0; i < m->n_tensors; i++)
         if (!mtl_safetensors_find(&st, m->tensors[i].name)) {
@@ -645,7 +765,14 @@ int mtl_checkpoint_load(const char *path, const MtlModelInfo *m, float *params, 
         const MtlStTensor *s = &st.tensors[i];
         const char *name = s->name;
         float *dst;
-        if (!strncmp(name, EXP_AVG_SQ, sizeof EXP_AVG_SQ - 1)) {
+        const char *base;
+        int copy = -1;
+        if (strncmp(name, EXP_AVG, sizeof EXP_AVG - 1)) copy = copy_of(copies, n_copies, name, &base);
+        if (copy >= 0) {
+            const MtlBufferInfo *buf = model_buffer(m, base);
+            if (buf && !copies[copy].buffers) continue;
+            dst = buf ? copies[copy].buffers + buf->offset : copies[copy].params + model_tensor(m, base)->offset;
+        } else if (!strncmp(name, EXP_AVG_SQ, sizeof EXP_AVG_SQ - 1)) {
             if (!opt) continue;
             dst = opt->v + model_tensor(m, name + sizeof EXP_AVG_SQ - 1)->offset;
         } else if (!strncmp(name, EXP_AVG, sizeof EXP_AVG - 1)) {
@@ -671,6 +798,8 @@ int mtl_checkpoint_load(const char *path, const MtlModelInfo *m, float *params, 
     }
     rc = 0;
 out:
+    free(copy_params);
+    free(copy_bufs);
     mtl_safetensors_free(&st);
     return rc;
 }

@@ -4,8 +4,8 @@
  *
  * Rows come from data_cmapss_rows.c, either a real file or the synthetic fleet's text, so both
  * go through one parser. Choosing samples (every cycle, the last cycle, windows), splitting and
- * normalisation are done by data_common.c. Per-condition (k-means) normalisation is not
- * implemented.
+ * normalisation are done by data_common.c; every row's three operating settings are kept beside
+ * the features for the per-condition normalisation (data_conditions.c).
  */
 #include "data_internal.h"
 
@@ -113,8 +113,13 @@ static float health_class(const MtlDataConfig *cfg, float rul) {
     return (float)c;
 }
 
+static SynthFleet cfg_fleet(const MtlDataConfig *cfg) {
+    return (SynthFleet){cfg->synthetic_conditions > 1 ? cfg->synthetic_conditions : 1,
+                        cfg->synthetic_fault_modes > 1 ? cfg->synthetic_fault_modes : 1};
+}
+
 /* Parses a real file, or the synthetic fleet's text when path is NULL. */
-static int read_rows(const char *path, uint64_t seed, SynthPart part, DataRows *rows) {
+static int read_rows(const char *path, uint64_t seed, SynthFleet fleet, SynthPart part, DataRows *rows) {
     if (path) {
         FILE *f = data_fopen(path, "r");
         if (!f) return -1;
@@ -122,8 +127,14 @@ static int read_rows(const char *path, uint64_t seed, SynthPart part, DataRows *
         fclose(f);
         return rc;
     }
+    if (fleet.conditions > MTL_SYNTH_MAX_CONDITIONS || fleet.fault_modes > MTL_SYNTH_MAX_FAULT_MODES) {
+        fprintf(stderr, "error: the synthetic fleet has 1 to %d operating conditions and 1 to %d fault "
+                        "modes, got %d and %d\n", MTL_SYNTH_MAX_CONDITIONS, MTL_SYNTH_MAX_FAULT_MODES,
+                fleet.conditions, fleet.fault_modes);
+        return -1;
+    }
     size_t len;
-    char *text = synth_fleet_text(seed, part, &len);
+    char *text = synth_fleet_text(seed, part, fleet, &len, NULL);
     FILE *f = text ? fmemopen(text, len, "r") : NULL;
     if (!f) {
         fprintf(stderr, "error: cannot generate the synthetic fleet: out of memory\n");
@@ -148,7 +159,8 @@ static int read_rul(const char *path, uint64_t seed, int64_t **vals, int64_t *n,
         return rc;
     }
     size_t len;
-    char *text = synth_fleet_text(seed, SYNTH_RUL, &len);
+    /* the RUL values do not depend on the conditions or fault modes */
+    char *text = synth_fleet_text(seed, SYNTH_RUL, (SynthFleet){1, 1}, &len, NULL);
     FILE *f = text ? fmemopen(text, len, "r") : NULL;
     int rc = -1;
     if (f) {
@@ -208,7 +220,7 @@ int data_cmapss_table(const MtlDataConfig *cfg, DataWhich which, const char *pat
     }
     SynthPart part = which == DATA_WHICH_TRAIN ? SYNTH_TRAIN : SYNTH_TEST;
     DataRows rows;
-    if (read_rows(rows_path, cfg->seed, part, &rows) != 0) return -1;
+    if (read_rows(rows_path, cfg->seed, cfg_fleet(cfg), part, &rows) != 0) return -1;
     int64_t n_engines = count_engines(&rows);
 
     int64_t *rul_true = NULL, n_rul = 0, rul_line = 0;
@@ -234,7 +246,9 @@ int data_cmapss_table(const MtlDataConfig *cfg, DataWhich which, const char *pat
     }
 
     int64_t n = rows.n;
-    if (data_table_alloc(t, n, n_feat, n_targets) != 0) {
+    if (data_table_alloc(t, n, n_feat, n_targets) != 0 ||
+        !(t->settings = malloc((size_t)(n > 0 ? n : 1) * 3 * sizeof *t->settings))) {
+        data_table_free(t);
         fprintf(stderr, "error: out of memory for %lld samples\n", (long long)n);
         free(rul_true);
         data_rows_free(&rows);
@@ -252,6 +266,7 @@ int data_cmapss_table(const MtlDataConfig *cfg, DataWhich which, const char *pat
             last_cycle = rows.v[j * MTL_CMAPSS_COLUMNS + 1];
         }
         for (int f = 0; f < n_feat; f++) t->x[s * n_feat + f] = v[cols[f]];
+        for (int j = 0; j < 3; j++) t->settings[s * 3 + j] = v[2 + j];
         t->group[s] = (int32_t)v[0];
         t->cycle[s] = (int64_t)v[1];
         float rul_capped, rul_target;
@@ -281,15 +296,21 @@ int data_cmapss_table(const MtlDataConfig *cfg, DataWhich which, const char *pat
     else snprintf(cap_text, sizeof cap_text, "%s at %g", which == DATA_WHICH_TEST && !cfg->cap_test_rul ? "not capped; training cap" : "capped", (double)cap);
     if (synthetic && !rows_path) {
         t->synthetic = true;
+        /* "seed 5", or "seed 5, 6 operating conditions, 2 fault modes" for the other fleets */
+        SynthFleet fl = cfg_fleet(cfg);
+        char seed_text[96];
+        int at = snprintf(seed_text, sizeof seed_text, "seed %llu", (unsigned long long)cfg->seed);
+        if (fl.conditions > 1 || fl.fault_modes > 1)
+            snprintf(seed_text + at, sizeof seed_text - (size_t)at, ", %d operating condition%s, %d fault mode%s",
+                     fl.conditions, fl.conditions == 1 ? "" : "s", fl.fault_modes, fl.fault_modes == 1 ? "" : "s");
         if (which == DATA_WHICH_TEST)
-            t->source = data_printf("synthetic C-MAPSS-like test fleet (seed %llu): %lld engines, %s "
+            t->source = data_printf("synthetic C-MAPSS-like test fleet (%s): %lld engines, %s "
                                     "of each, true RUL %s \xe2\x80\x94 not real data",
-                                    (unsigned long long)cfg->seed, (long long)n_engines, last_text,
-                                    cap_text);
+                                    seed_text, (long long)n_engines, last_text, cap_text);
         else
-            t->source = data_printf("synthetic C-MAPSS-like %sfleet (seed %llu): %lld engines, %lld rows "
+            t->source = data_printf("synthetic C-MAPSS-like %sfleet (%s): %lld engines, %lld rows "
                                     "\xe2\x80\x94 not real data",
-                                    part == SYNTH_TEST ? "test " : "", (unsigned long long)cfg->seed,
+                                    part == SYNTH_TEST ? "test " : "", seed_text,
                                     (long long)n_engines, (long long)rows.n);
     } else if (which == DATA_WHICH_TEST) {
         t->source = data_printf("%s: %s of each of %lld engines, true RUL from %s (%s)", rows_path,

@@ -1,7 +1,8 @@
 /* The format-independent half of data loading: the public mtl_data_load_* entry points, the
  * choice of samples (rows or windows of each engine/group, padded at an engine's start where the
  * mode allows it; rules in mtl_data.h), the seeded validation split by engine/group, the
- * normalisation fitted on training rows only, and the conversion of a raw DataTable into the
+ * normalisation fitted on training rows only (per operating condition when conditions > 1; the
+ * clustering itself is data_conditions.c), and the conversion of a raw DataTable into the
  * public MtlDataset.
  *
  * It does not read files itself (data_cmapss*.c and data_csv.c do) and it never exits; on any
@@ -30,6 +31,9 @@ void mtl_data_config_defaults(MtlDataConfig *cfg) {
     cfg->window = 1;
     cfg->window_stride = 1;
     cfg->validation = 0.2f;
+    cfg->conditions = 1;
+    cfg->synthetic_conditions = 1;
+    cfg->synthetic_fault_modes = 1;
 }
 
 int data_table_alloc(DataTable *t, int64_t n, int n_inputs, int n_targets) {
@@ -62,6 +66,7 @@ void data_table_free(DataTable *t) {
     free(t->x);
     free(t->group);
     free(t->cycle);
+    free(t->settings);
     free(t->name);
     free(t->source);
     memset(t, 0, sizeof *t);
@@ -76,6 +81,7 @@ void mtl_dataset_free(MtlDataset *d) {
     free(d->group);
     free(d->cycle);
     free(d->pad);
+    free(d->condition);
     free(d->source);
     memset(d, 0, sizeof *d);
 }
@@ -84,6 +90,7 @@ void mtl_norm_free(MtlNorm *n) {
     if (!n) return;
     free(n->mean);
     free(n->std);
+    free(n->centroids);
     memset(n, 0, sizeof *n);
 }
 
@@ -112,40 +119,52 @@ static int64_t group_index(const int32_t *ids, int64_t g, int32_t id) {
     return p ? p - ids : -1;
 }
 
-/* Mean and population std per feature over the selected rows, in double. A column whose
- * values are all equal gets std exactly 0 (checked by min == max, because summing a constant
- * in floating point can leave a tiny non-zero variance that would then be amplified). */
-static int fit_norm(MtlNorm *norm, const DataTable *t, const bool *is_val) {
+/* Mean and population std per condition and feature over the selected rows, in double (row i
+ * is of condition cond[i]; cond NULL: all of condition 0, norm->k <= 1). A column whose values
+ * are all equal within a condition gets std exactly 0 there (checked by min == max, because
+ * summing a constant in floating point can leave a tiny non-zero variance that would then be
+ * amplified). With one condition the sums run over the rows in the same order as they always
+ * did, so the statistics are bit-identical to the plain z-score's. */
+static int fit_norm(MtlNorm *norm, const DataTable *t, const bool *is_val, const int32_t *cond) {
     int f_n = t->n_inputs;
+    int k = norm->k > 1 ? norm->k : 1;
     norm->n = f_n;
-    norm->mean = malloc((size_t)(f_n > 0 ? f_n : 1) * sizeof *norm->mean);
-    norm->std = malloc((size_t)(f_n > 0 ? f_n : 1) * sizeof *norm->std);
+    size_t cells = (size_t)k * (size_t)(f_n > 0 ? f_n : 1);
+    norm->mean = malloc(cells * sizeof *norm->mean);
+    norm->std = malloc(cells * sizeof *norm->std);
     if (!norm->mean || !norm->std) return -1;
+    double sum[MTL_MAX_CONDITIONS], lo[MTL_MAX_CONDITIONS], hi[MTL_MAX_CONDITIONS], var[MTL_MAX_CONDITIONS];
+    int64_t m[MTL_MAX_CONDITIONS];
     for (int f = 0; f < f_n; f++) {
-        double sum = 0, lo = INFINITY, hi = -INFINITY;
-        int64_t m = 0;
+        for (int c = 0; c < k; c++) {
+            sum[c] = 0;
+            lo[c] = INFINITY;
+            hi[c] = -INFINITY;
+            var[c] = 0;
+            m[c] = 0;
+        }
         for (int64_t i = 0; i < t->n; i++) {
             if (is_val && is_val[i]) continue;
+            int c = cond ? cond[i] : 0;
             double v = t->x[i * f_n + f];
-            sum += v;
-            lo = fmin(lo, v);
-            hi = fmax(hi, v);
-            m++;
+            sum[c] += v;
+            lo[c] = fmin(lo[c], v);
+            hi[c] = fmax(hi[c], v);
+            m[c]++;
         }
-        double mean = m > 0 ? sum / (double)m : 0.0;
-        double var = 0;
-        if (m > 0 && lo == hi) {
-            mean = lo;
-        } else {
-            for (int64_t i = 0; i < t->n; i++) {
-                if (is_val && is_val[i]) continue;
-                double d = t->x[i * f_n + f] - mean;
-                var += d * d;
-            }
-            var /= (double)(m > 0 ? m : 1);
+        double mean[MTL_MAX_CONDITIONS];
+        for (int c = 0; c < k; c++) mean[c] = m[c] > 0 ? (lo[c] == hi[c] ? lo[c] : sum[c] / (double)m[c]) : 0.0;
+        for (int64_t i = 0; i < t->n; i++) {
+            if (is_val && is_val[i]) continue;
+            int c = cond ? cond[i] : 0;
+            if (lo[c] == hi[c]) continue;
+            double d = t->x[i * f_n + f] - mean[c];
+            var[c] += d * d;
         }
-        norm->mean[f] = (float)mean;
-        norm->std[f] = (float)sqrt(var);
+        for (int c = 0; c < k; c++) {
+            norm->mean[c * f_n + f] = (float)mean[c];
+            norm->std[c * f_n + f] = (float)sqrt(var[c] / (double)(m[c] > 0 ? m[c] : 1));
+        }
     }
     return 0;
 }
@@ -239,11 +258,12 @@ static int64_t short_seqs(const Seqs *q, int64_t w) {
 }
 
 /* The samples: rows that end one (take[i]) and, when is_val is given, are in the wanted part
- * of the split. Each sample is the window of w rows ending there, normalised with norm; rows
- * before the sequence's start repeat its first row. */
+ * of the split. Each sample is the window of w rows ending there, each row normalised with the
+ * statistics of its own operating condition cond[i] (cond NULL: condition 0); rows before the
+ * sequence's start repeat its first row. */
 static int build_dataset(MtlDataset *d, const DataTable *t, const Seqs *q, const bool *take,
                          const bool *is_val, bool want_val, int64_t w, const MtlNorm *norm,
-                         char *source) {
+                         const int32_t *cond, char *source) {
     memset(d, 0, sizeof *d);
     d->source = source;
     if (!source) return -1;
@@ -260,9 +280,10 @@ static int build_dataset(MtlDataset *d, const DataTable *t, const Seqs *q, const
     d->group = malloc(rows * sizeof *d->group);
     d->cycle = malloc(rows * sizeof *d->cycle);
     d->pad = malloc(rows * sizeof *d->pad);
+    d->condition = malloc(rows * sizeof *d->condition);
     /* every row normalised once, then copied into each window that holds it */
     float *z = malloc((size_t)(t->n > 0 ? t->n : 1) * row_floats * sizeof *z);
-    if (!d->x || !d->group || !d->cycle || !d->pad || !z) {
+    if (!d->x || !d->group || !d->cycle || !d->pad || !d->condition || !z) {
         free(z);
         return -1;
     }
@@ -277,13 +298,17 @@ static int build_dataset(MtlDataset *d, const DataTable *t, const Seqs *q, const
                 return -1;
             }
     }
-    for (int64_t i = 0; i < t->n; i++)
+    for (int64_t i = 0; i < t->n; i++) {
+        const float *mean = norm->mean + (size_t)(cond ? cond[i] : 0) * (size_t)f_n;
+        const float *std = norm->std + (size_t)(cond ? cond[i] : 0) * (size_t)f_n;
         for (int f = 0; f < f_n; f++) {
-            double sd = norm->std[f];
-            /* A feature constant in training carries no information: 0, never a huge value. */
+            double sd = std[f];
+            /* A feature constant in training (within the row's condition) carries no
+             * information: 0, never a huge value. */
             z[i * f_n + f] =
-                sd == 0 ? 0.0f : (float)((t->x[i * f_n + f] - (double)norm->mean[f]) / (sd + DATA_NORM_EPS));
+                sd == 0 ? 0.0f : (float)((t->x[i * f_n + f] - (double)mean[f]) / (sd + DATA_NORM_EPS));
         }
+    }
     int64_t s = 0;
     for (int64_t i = 0; i < t->n; i++) {
         if (!take[i] || (is_val && is_val[i] != want_val)) continue;
@@ -294,6 +319,7 @@ static int build_dataset(MtlDataset *d, const DataTable *t, const Seqs *q, const
             memcpy(dst + j * f_n, z + rows_of_seq[at > 0 ? at : 0] * f_n, (size_t)f_n * sizeof *dst);
         }
         d->pad[s] = (int32_t)(q->k[i] < w - 1 ? w - 1 - q->k[i] : 0);
+        d->condition[s] = cond ? cond[i] : 0;
         for (int k = 0; k < t->n_targets; k++) d->y[k][s] = t->y[k][i];
         d->group[s] = t->group[i];
         d->cycle[s] = t->cycle[i];
@@ -337,12 +363,25 @@ int mtl_data_load_train(const MtlDataConfig *cfg, MtlDataset *train, MtlDataset 
                 (long long)cfg->window_stride);
         return -1;
     }
+    if (cfg->conditions < 0 || cfg->conditions > MTL_MAX_CONDITIONS) {
+        fprintf(stderr, "error: conditions must be between 1 and %d, got %d\n", MTL_MAX_CONDITIONS,
+                cfg->conditions);
+        return -1;
+    }
+    /* k of the per-condition normalisation; the operating settings exist in C-MAPSS files only */
+    const int n_cond = cfg->conditions > 1 ? cfg->conditions : 1;
+    if (n_cond > 1 && cfg->kind != MTL_DATA_CMAPSS) {
+        fprintf(stderr, "error: conditions = %d needs C-MAPSS operating settings; CSV data are "
+                        "normalised per column over all training rows\n", n_cond);
+        return -1;
+    }
     DataTable t;
     if (load_table(cfg, DATA_WHICH_TRAIN, cfg->train_path, &t) != 0) return -1;
 
     int rc = -1;
     int32_t *ids = NULL;
     int64_t *perm = NULL;
+    int32_t *cond = NULL;
     bool *is_val = NULL, *take = NULL;
     char *windows_text = NULL;
     Seqs q = {0};
@@ -413,31 +452,54 @@ int mtl_data_load_train(const MtlDataConfig *cfg, MtlDataset *train, MtlDataset 
     }
     free(group_val);
 
-    if (fit_norm(norm, &t, is_val) != 0) goto oom;
+    /* Operating conditions from the same rows as the statistics: every row outside the
+     * validation part. Training rows then get their condition by the stored centroids, exactly
+     * as validation, test and predict rows will. */
+    if (n_cond > 1) {
+        if (data_conditions_fit(t.settings, t.n, is_val, n_cond, cfg->seed, t.name, norm) != 0) goto fail;
+        if (!(cond = malloc((size_t)(t.n > 0 ? t.n : 1) * sizeof *cond))) goto oom;
+        data_conditions_assign(norm, t.settings, t.n, cond);
+        int64_t per[MTL_MAX_CONDITIONS] = {0};
+        for (int64_t i = 0; i < t.n; i++) per[cond[i]] += !is_val[i];
+        for (int c = 0; c < n_cond; c++)
+            if (per[c] == 0) { /* only for degenerate settings: k-means leaves no cluster empty */
+                fprintf(stderr, "%s: error: conditions = %d: the operating settings could not be split "
+                                "into %d conditions that all have training rows\n", t.name, n_cond, n_cond);
+                goto fail;
+            }
+        char *with = data_printf("%s; normalised per operating condition: %d conditions by k-means on "
+                                 "setting1..setting3 of the training rows", windows_text, n_cond);
+        if (!with) goto oom;
+        free(windows_text);
+        windows_text = with;
+    }
+    if (fit_norm(norm, &t, is_val, cond) != 0) goto oom;
     int64_t n_val_samples = 0;
     for (int64_t i = 0; i < t.n; i++) n_val_samples += take[i] && is_val[i];
     char *train_src = n_val == 0 ? data_strdup(windows_text)
                                  : data_printf("%s; training part: %lld of %lld %s, %lld samples", windows_text,
                                                (long long)(g - n_val), (long long)g, unit,
                                                (long long)(n_samples - n_val_samples));
-    if (build_dataset(train, &t, &q, take, is_val, false, w, norm, train_src) != 0) goto oom;
+    if (build_dataset(train, &t, &q, take, is_val, false, w, norm, cond, train_src) != 0) goto oom;
     train->n_skipped = n_skipped;
     if (val) {
         char *val_src = data_printf("%s; validation part: %lld of %lld %s (seed %llu), %lld samples", windows_text,
                                     (long long)n_val, (long long)g, unit, (unsigned long long)cfg->seed,
                                     (long long)n_val_samples);
-        if (build_dataset(val, &t, &q, take, is_val, true, w, norm, val_src) != 0) goto oom;
+        if (build_dataset(val, &t, &q, take, is_val, true, w, norm, cond, val_src) != 0) goto oom;
     }
     rc = 0;
     goto done;
 oom:
     fprintf(stderr, "error: out of memory while preparing the training data\n");
+fail:
     mtl_dataset_free(train);
     mtl_dataset_free(val);
     mtl_norm_free(norm);
 done:
     free(ids);
     free(perm);
+    free(cond);
     free(is_val);
     free(take);
     free(windows_text);
@@ -452,6 +514,16 @@ static int check_norm(const MtlNorm *norm, const DataTable *t) {
                 norm ? norm->n : 0, t->n_inputs);
         return -1;
     }
+    if (norm->k > MTL_MAX_CONDITIONS || (norm->k > 1 && !norm->centroids)) {
+        fprintf(stderr, "error: the normalisation has %d operating conditions; expected 1 to %d, "
+                        "each with a centroid\n", norm->k, MTL_MAX_CONDITIONS);
+        return -1;
+    }
+    if (norm->k > 1 && !t->settings) {
+        fprintf(stderr, "%s: error: the normalisation is per operating condition (%d conditions), but "
+                        "these data have no operating settings (C-MAPSS files only)\n", t->name, norm->k);
+        return -1;
+    }
     return 0;
 }
 
@@ -462,10 +534,16 @@ static int finish(const MtlDataConfig *cfg, DataTable *t, WinMode mode, const Mt
     const int64_t w = cfg_window(cfg);
     Seqs q = {0};
     bool *take = NULL;
+    int32_t *cond = NULL;
     char *source = NULL;
     if (rc != 0) goto done;
     rc = -1;
     if (seqs_build(&q, t) != 0) goto oom;
+    if (norm->k > 1) {
+        /* each row takes the training statistics of its nearest training condition */
+        if (!(cond = malloc((size_t)(t->n > 0 ? t->n : 1) * sizeof *cond))) goto oom;
+        data_conditions_assign(norm, t->settings, t->n, cond);
+    }
     take = malloc((size_t)(t->n > 0 ? t->n : 1) * sizeof *take);
     if (!take) goto oom;
     for (int64_t i = 0; i < t->n; i++) take[i] = ends_sample(mode, q.k[i], q.len[q.seq[i]], w, 1);
@@ -480,7 +558,13 @@ static int finish(const MtlDataConfig *cfg, DataTable *t, WinMode mode, const Mt
     } else {
         source = data_strdup(t->source);
     }
-    if (build_dataset(out, t, &q, take, NULL, false, w, norm, source) != 0) {
+    if (source && norm->k > 1) {
+        char *with = data_printf("%s; each row normalised with the training statistics of the nearest "
+                                 "of %d operating conditions", source, norm->k);
+        free(source);
+        source = with;
+    }
+    if (build_dataset(out, t, &q, take, NULL, false, w, norm, cond, source) != 0) {
         source = NULL; /* owned by out */
         goto oom;
     }
@@ -493,6 +577,7 @@ oom:
     mtl_dataset_free(out);
 done:
     free(take);
+    free(cond);
     seqs_free(&q);
     data_table_free(t);
     return rc;

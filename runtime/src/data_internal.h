@@ -21,7 +21,7 @@
 typedef MtlRng DataRng;
 
 /* Streams keep independent uses of one user seed from sharing draws. */
-enum { DATA_STREAM_SHUFFLE = 1, DATA_STREAM_SPLIT = 2, DATA_STREAM_SYNTH = 3 };
+enum { DATA_STREAM_SHUFFLE = 1, DATA_STREAM_SPLIT = 2, DATA_STREAM_SYNTH = 3, DATA_STREAM_CONDITIONS = 4 };
 
 void data_rng_seed(DataRng *r, uint64_t seed, uint64_t stream, uint64_t sub);
 uint64_t data_rng_next(DataRng *r);
@@ -81,6 +81,8 @@ typedef struct DataTable {
     float **y;          /* y[k]: [n] target of a sample ending at this row; NULL when n_targets == 0 */
     int32_t *group;     /* [n] engine / group id (the unit of the validation split) */
     int64_t *cycle;     /* [n] C-MAPSS cycle, or CSV 1-based data row */
+    double *settings;   /* [n, 3] C-MAPSS setting1..setting3 of each row (for the operating
+                           conditions, whatever the features); NULL for CSV */
     bool one_sequence;  /* windows run over all rows in file order (CSV without a group column);
                            otherwise over the rows of each group, in file order */
     char *name;         /* the file as named by the user, or the synthetic fleet's label */
@@ -110,10 +112,41 @@ void data_rows_free(DataRows *rows);
 
 typedef enum SynthPart { SYNTH_TRAIN = 0, SYNTH_TEST = 1, SYNTH_RUL = 2 } SynthPart;
 
+/* Which fleet: operating conditions 1..MTL_SYNTH_MAX_CONDITIONS and fault modes
+ * 1..MTL_SYNTH_MAX_FAULT_MODES (0 counts as 1). {1, 1} is the original one-condition fleet. */
+typedef struct SynthFleet {
+    int conditions, fault_modes;
+} SynthFleet;
+
+/* What the generator drew, for tests: the true operating condition (0-based) of every row
+ * written, in file order, and the fault mode of every engine. Filled only when asked for. */
+typedef struct SynthTruth {
+    int64_t n_rows;
+    int32_t *condition;   /* [n_rows] */
+    int n_engines;
+    int32_t *fault_mode;  /* [n_engines] */
+} SynthTruth;
+
 /* The synthetic fleet as the exact text of a C-MAPSS file (malloc'd, NUL-terminated), so the
- * loaders parse it with the same code as a real file. NULL on allocation failure. */
-char *synth_fleet_text(uint64_t seed, SynthPart part, size_t *len);
+ * loaders parse it with the same code as a real file. NULL on allocation failure or a fleet
+ * outside the ranges above. truth may be NULL; otherwise it is filled (free with
+ * synth_truth_free) for the train and test parts. */
+char *synth_fleet_text(uint64_t seed, SynthPart part, SynthFleet fleet, size_t *len, SynthTruth *truth);
+void synth_truth_free(SynthTruth *t);
 extern const int synth_n_engines;
+
+/* ---- operating conditions (data_conditions.c) ---- */
+
+/* Fits k > 1 operating conditions on the settings ([n, 3]) of the rows with skip[i] false
+ * (skip NULL: every row): k-means, seeded from seed, in the settings standardised over those
+ * rows. Fills norm->k, centroids, settings_mean and settings_scale (not the per-feature
+ * statistics). Returns 0, or -1 after printing "NAME: error: reason" (fewer distinct settings
+ * than k, out of memory). */
+int data_conditions_fit(const double *settings, int64_t n, const bool *skip, int k, uint64_t seed,
+                        const char *name, MtlNorm *norm);
+/* The condition of each row: the nearest of norm's centroids (0 for every row when k <= 1). */
+void data_conditions_assign(const MtlNorm *norm, const double *settings, int64_t n, int32_t *cond);
+int data_condition_of(const MtlNorm *norm, const double *s);
 
 /* ---- per-format readers into a DataTable ---- */
 

@@ -68,6 +68,67 @@ int mtl_log_open(MtlLog *log, const char *path, char *err, size_t err_size) {
     return 0;
 }
 
+int mtl_log_resume(MtlLog *log, const char *path, const char *fallback, int64_t keep_bytes,
+                   char *err, size_t err_size) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        /* the run ended (its log was renamed): continue from a copy of that log */
+        FILE *in = fallback ? fopen(fallback, "rb") : NULL;
+        if (!in) {
+            mtl_errf(err, err_size, "%s: error: the run's log is missing (neither it nor %s can be "
+                     "read), so the resumed run's log could not continue it", path,
+                     fallback ? fallback : "the finished log");
+            return -1;
+        }
+        FILE *outf = fopen(path, "wb");
+        if (!outf) {
+            mtl_errf(err, err_size, "%s: error: cannot open for writing: %s", path, strerror(errno));
+            fclose(in);
+            return -1;
+        }
+        char buf[65536];
+        int64_t left = keep_bytes;
+        while (left > 0) {
+            size_t want = left < (int64_t)sizeof buf ? (size_t)left : sizeof buf;
+            size_t got = fread(buf, 1, want, in);
+            if (got == 0 || fwrite(buf, 1, got, outf) != got) break;
+            left -= (int64_t)got;
+        }
+        fclose(in);
+        if (fclose(outf) != 0 || left > 0) {
+            mtl_errf(err, err_size, "%s: error: could not copy the first %lld bytes of %s", path,
+                     (long long)keep_bytes, fallback);
+            return -1;
+        }
+    } else if (st.st_size < keep_bytes) {
+        mtl_errf(err, err_size, "%s: error: the log has %lld bytes, the state checkpoint expects at "
+                 "least %lld (a log from another run?)", path, (long long)st.st_size,
+                 (long long)keep_bytes);
+        return -1;
+    }
+    /* lines written after the state was saved belong to the lost part of the run */
+    if (truncate(path, (off_t)keep_bytes) != 0) {
+        mtl_errf(err, err_size, "%s: error: cannot truncate: %s", path, strerror(errno));
+        return -1;
+    }
+    log->f = fopen(path, "a");
+    if (!log->f) {
+        mtl_errf(err, err_size, "%s: error: cannot open for appending: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t n = strlen(path) + 1;
+    log->path = malloc(n);
+    if (log->path) memcpy(log->path, path, n);
+    return 0;
+}
+
+int64_t mtl_log_size(const MtlLog *log) {
+    if (!log->f) return 0;
+    fflush(log->f);
+    struct stat st;
+    return fstat(fileno(log->f), &st) == 0 ? (int64_t)st.st_size : 0;
+}
+
 int mtl_log_write(MtlLog *log, const char *line, FILE *echo, char *err, size_t err_size) {
     if (log->f) {
         if (fputs(line, log->f) == EOF || fputc('\n', log->f) == EOF || fflush(log->f) != 0) {

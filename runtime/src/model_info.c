@@ -287,6 +287,47 @@ static void parse_train(Ctx *c, const cJSON *j, MtlModelInfo *m) {
     } else {
         FAIL(c, "train: \"lr\" must be a positive number or null");
     }
+    /* protocol: what the spec gave; the book's defaults for the rest */
+    MtlProtocol *p = &m->train.protocol;
+    mtl_protocol_defaults(p);
+    m->train.seeds = 1;
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "protocol");
+    if (!pr) return;
+    if (!cJSON_IsObject(pr)) {
+        FAIL(c, "train: \"protocol\" must be an object");
+        return;
+    }
+    const cJSON *x;
+    cJSON_ArrayForEach(x, pr) {
+        const char *k = x->string;
+        if (!strcmp(k, "select")) {
+            if (!cJSON_IsString(x) || (strcmp(x->valuestring, "test") && strcmp(x->valuestring, "validation"))) {
+                FAIL(c, "train.protocol: \"select\" must be \"test\" or \"validation\"");
+                return;
+            }
+            p->select_on_test = !strcmp(x->valuestring, "test");
+            continue;
+        }
+        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || x->valuedouble < 0 || x->valuedouble > 1e30) {
+            FAIL(c, "train.protocol: \"%s\" must be a number >= 0", k);
+            return;
+        }
+        double v = x->valuedouble;
+        if (!strcmp(k, "warmup")) p->warmup_epochs = (int64_t)v;
+        else if (!strcmp(k, "warmup_start")) p->warmup_start = (float)v;
+        else if (!strcmp(k, "plateau_factor")) p->plateau_factor = (float)v;
+        else if (!strcmp(k, "plateau_patience")) p->plateau_patience = (int64_t)v;
+        else if (!strcmp(k, "min_lr")) p->min_lr = (float)v;
+        else if (!strcmp(k, "clip_norm")) p->clip_norm = (float)v;
+        else if (!strcmp(k, "ema")) p->ema_decay = (float)v;
+        else if (!strcmp(k, "patience")) p->patience = (int64_t)v;
+        else if (!strcmp(k, "seeds")) m->train.seeds = (int64_t)v;
+        else if (!strcmp(k, "max_bad_steps")) p->max_bad_steps = (int64_t)v;
+        else FAIL(c, "train.protocol: unknown setting \"%s\"", k);
+    }
+    if (p->warmup_start <= 0 || p->warmup_start > 1 || p->plateau_factor <= 0 || p->plateau_factor > 1 ||
+        p->ema_decay >= 1 || m->train.seeds < 1 || m->train.seeds > MTL_MAX_SEEDS || p->max_bad_steps < 1)
+        FAIL(c, "train.protocol: a setting is out of range");
 }
 
 static void parse_data(Ctx *c, const cJSON *j, MtlModelInfo *m) {
@@ -342,6 +383,21 @@ static void parse_data(Ctx *c, const cJSON *j, MtlModelInfo *m) {
         m->data.window = need_int(c, j, "window", where, 1);
     if (cJSON_GetObjectItemCaseSensitive(j, "window_stride"))
         m->data.window_stride = need_int(c, j, "window_stride", where, 1);
+    /* optional: absent means one operating condition and the original synthetic fleet */
+    static const struct {
+        const char *key;
+        int max;
+    } counts[] = {{"conditions", 64}, {"synthetic_conditions", 6}, {"synthetic_fault_modes", 2}};
+    int *dst[] = {&m->data.conditions, &m->data.synthetic_conditions, &m->data.synthetic_fault_modes};
+    for (int i = 0; i < 3; i++) {
+        *dst[i] = 1;
+        if (!cJSON_GetObjectItemCaseSensitive(j, counts[i].key)) continue;
+        int64_t v = need_int(c, j, counts[i].key, where, 1);
+        if (c->failed) return;
+        if (v > counts[i].max) FAIL(c, "data: \"%s\" must be from 1 to %d, got %lld", counts[i].key, counts[i].max, (long long)v);
+        else if (v > 1 && m->data.kind != MTL_DATA_CMAPSS) FAIL(c, "data: \"%s\" applies to cmapss data only", counts[i].key);
+        else *dst[i] = (int)v;
+    }
 }
 
 /* Cross-checks that need the whole table. */

@@ -15,10 +15,13 @@
 #include "mtl_data.h"
 #include "mtl_metrics.h"
 #include "mtl_runtime.h"
+#include "mtl_schedule.h"
+#include "train_state.h"
 
 #include <cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -38,6 +41,15 @@ void mtl_model_info_load_or_die(MtlModelInfo *m) {
                         "(this is a bug in mtlc; please report it with the model spec)\n", err);
         abort();
     }
+}
+
+static void *xcalloc(size_t n, size_t size);
+
+static char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *c = xcalloc(n, 1);
+    memcpy(c, s, n);
+    return c;
 }
 
 static void *xcalloc(size_t n, size_t size) {
@@ -89,6 +101,9 @@ static void data_setup(DataSetup *d, const MtlModelInfo *m) {
     c->window_stride = m->data.window_stride;
     c->validation = m->data.validation;
     c->seed = m->train.seed;
+    c->conditions = m->data.conditions;
+    c->synthetic_conditions = m->data.synthetic_conditions;
+    c->synthetic_fault_modes = m->data.synthetic_fault_modes;
     d->binds = xcalloc((size_t)m->n_tasks, sizeof *d->binds);
     d->kinds = xcalloc((size_t)m->n_tasks, sizeof *d->kinds);
     d->classes = xcalloc((size_t)m->n_tasks, sizeof *d->classes);
@@ -363,19 +378,6 @@ static void print_metrics_text(FILE *f, const Metrics *r, const MtlModelInfo *m)
 
 /* ---- metadata helpers --------------------------------------------------------------------- */
 
-static char *float_array_json(const float *v, int n) {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < n; i++) {
-        /* %.9g round-trips a float exactly */
-        char num[32];
-        snprintf(num, sizeof num, "%.9g", (double)v[i]);
-        cJSON_AddItemToArray(a, cJSON_CreateRaw(num));
-    }
-    char *s = cJSON_PrintUnformatted(a);
-    cJSON_Delete(a);
-    return s;
-}
-
 static char *string_array_json(const char *const *v, int n) {
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
@@ -548,37 +550,6 @@ static int check_fingerprints(const MtlModelInfo *m, const char *path, const Mtl
     return 0;
 }
 
-/* Parses a metadata JSON array of numbers into a fresh float array of exactly n entries. */
-static float *meta_floats(const MtlMeta *meta, const char *key, int *n_out) {
-    const char *s = mtl_meta_get(meta, key);
-    if (!s) return NULL;
-    cJSON *a = cJSON_Parse(s);
-    if (!cJSON_IsArray(a)) {
-        cJSON_Delete(a);
-        return NULL;
-    }
-    int n = cJSON_GetArraySize(a);
-    float *v = xcalloc((size_t)n, sizeof *v);
-    int i = 0;
-    const cJSON *x;
-    cJSON_ArrayForEach(x, a) {
-        if (!cJSON_IsNumber(x)) {
-            free(v);
-            cJSON_Delete(a);
-            return NULL;
-        }
-        v[i] = (float)x->valuedouble;
-        if (!isfinite(v[i++])) { /* beyond the float range */
-            free(v);
-            cJSON_Delete(a);
-            return NULL;
-        }
-    }
-    cJSON_Delete(a);
-    *n_out = n;
-    return v;
-}
-
 /* Everything a checkpoint must say to evaluate or predict: weights + normalisation + data. */
 typedef struct Loaded {
     MtlNorm norm;
@@ -610,15 +581,18 @@ static int load_checkpoint(const MtlModelInfo *m, const char *path, Buffers *b, 
                         "window %lld\n", path, win, (long long)m->data.window);
         return -1;
     }
-    int nm = 0, ns = 0;
-    l->norm.mean = meta_floats(&l->meta, "norm_mean", &nm);
-    l->norm.std = meta_floats(&l->meta, "norm_std", &ns);
-    if (!l->norm.mean || !l->norm.std || nm != ns) {
-        fprintf(stderr, "%s: error: metadata norm_mean/norm_std missing or malformed "
-                        "(not written by an mtlc trainer?)\n", path);
+    const char *norm_json = mtl_meta_get(&l->meta, "normalisation");
+    if (!norm_json) {
+        fprintf(stderr, "%s: error: metadata \"normalisation\" missing (not written by an mtlc "
+                        "trainer?)\n", path);
         return -1;
     }
-    l->norm.n = nm;
+    int64_t n_feat = m->input_size / (m->data.window > 1 ? m->data.window : 1);
+    if (mtl_norm_from_json(norm_json, (int)n_feat, &l->norm, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: error: metadata %s (a damaged checkpoint, or not "
+                        "written by an mtlc trainer?)\n", path, err);
+        return -1;
+    }
     const char *syn = mtl_meta_get(&l->meta, "synthetic");
     l->synthetic = syn && !strcmp(syn, "true");
     const char *seed = mtl_meta_get(&l->meta, "seed");
@@ -674,8 +648,7 @@ static int load_checkpoint(const MtlModelInfo *m, const char *path, Buffers *b, 
 }
 
 static void loaded_free(Loaded *l) {
-    free(l->norm.mean);
-    free(l->norm.std);
+    mtl_norm_free(&l->norm);
     mtl_meta_free(&l->meta);
 }
 
@@ -692,26 +665,6 @@ static char *join(const char *dir, const char *file) {
     size_t n = strlen(dir) + strlen(file) + 2;
     char *s = xcalloc(n, 1);
     snprintf(s, n, "%s/%s", dir, file);
-    return s;
-}
-
-static char *epoch_line(const MtlModelInfo *m, const MtlAdamW *opt, int64_t epoch, int64_t step,
-                        const double *loss, const Metrics *val, bool have_val, double t) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "epoch", (double)epoch);
-    cJSON_AddNumberToObject(o, "step", (double)step);
-    cJSON *lr = cJSON_AddObjectToObject(o, "lr");
-    for (int g = 0; g < m->n_groups; g++)
-        add_float(lr, m->groups[g].name, opt->groups[g].lr * opt->lr_mult);
-    cJSON *lo = cJSON_AddObjectToObject(o, "loss");
-    for (int k = 0; k < m->n_tasks; k++) add_num(lo, m->tasks[k].name, loss[k]);
-    cJSON *w = cJSON_AddObjectToObject(o, "weight");
-    for (int k = 0; k < m->n_tasks; k++) add_float(w, m->tasks[k].name, m->tasks[k].weight);
-    if (have_val) cJSON_AddItemToObject(o, "val", metrics_json(val));
-    else cJSON_AddNullToObject(o, "val");
-    cJSON_AddNumberToObject(o, "time_s", round(t * 1000) / 1000);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
     return s;
 }
 
@@ -772,75 +725,448 @@ static void print_test(const MtlModelInfo *m, const Metrics *r, const MtlDataset
 /* Time steps per sample: generated code runs batch x T rows through BLAS with an int count. */
 static int64_t time_steps(const MtlModelInfo *m) { return m->data.window > 1 ? m->data.window : 1; }
 
-int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
-    int64_t epochs = o->epochs >= 0 ? o->epochs : m->train.epochs;
-    int64_t batch = o->batch > 0 ? o->batch : m->train.batch;
-    uint64_t seed = o->has_seed ? o->seed : m->train.seed;
-    DataSetup d;
-    data_setup(&d, m);
-    if (o->train) d.cfg.train_path = o->train;
-    if (o->test) d.cfg.test_path = o->test;
-    if (o->rul) d.cfg.rul_path = o->rul;
-    if (o->has_validation) d.cfg.validation = o->validation;
-    d.cfg.cap_test_rul = o->cap_test_rul;
-    d.cfg.seed = seed;
-    if (d.cfg.kind == MTL_DATA_CSV && !d.cfg.train_path) {
-        fprintf(stderr, "trainer: error: model %s reads CSV data but no training file was given "
-                        "(use --train FILE)\n", m->name);
-        data_setup_free(&d);
-        return 1;
-    }
-    if (epochs < 1) {
-        fprintf(stderr, "trainer: error: model %s asks for %lld epochs; at least 1 is needed "
-                        "(use --epochs N)\n", m->name, (long long)epochs);
-        data_setup_free(&d);
-        return 1;
-    }
+/* ---- signals ------------------------------------------------------------------------------ */
 
+/* SIGINT / SIGTERM during training only set this flag; the loop saves the state at the next step
+ * boundary and returns 128 + the signal number. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+typedef struct SignalSave {
+    struct sigaction intr, term;
+} SignalSave;
+
+static void signals_install(SignalSave *s) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    stop_signal = 0;
+    sigaction(SIGINT, &sa, &s->intr);
+    sigaction(SIGTERM, &sa, &s->term);
+}
+
+static void signals_restore(const SignalSave *s) {
+    sigaction(SIGINT, &s->intr, NULL);
+    sigaction(SIGTERM, &s->term, NULL);
+}
+
+/* ---- one training run --------------------------------------------------------------------- */
+
+static const char EMA_PREFIX[] = "train_state.ema.";
+static const char BEST_PREFIX[] = "train_state.best.";
+
+typedef struct Run {
+    const MtlModelInfo *m;
+    TrainSettings set;
+    TrainProgress p;
+    DataSetup d;
+    bool data_ready;
+    MtlDataset train, val, test;
+    MtlNorm norm;
+    Buffers b;
+    MtlAdamW opt;
+    bool use_ema;
+    MtlEma ema_p, ema_s;           /* averages of the parameters and of the buffers */
+    float *eval_p, *eval_s;        /* the weights evaluation uses (averaged or live) */
+    float *best_p, *best_s;        /* the best epoch's evaluation weights */
+    float *state_backup;           /* buffers before a step, restored if the step is skipped */
+    int64_t *perm;
+    double *loss_mean;
+    MtlLog log;
+    char *out_dir, *state_path, *model_path, *best_path, *log_path, *log_tmp;
+    float probe[PROBE_MAX];
+    int n_probe;
+    bool want_test, have_selection;
+    FILE *echo;
+    const char *train_path, *test_path, *rul_path; /* as given (saved for --resume) */
+    bool cap_test_rul;
+    int64_t saved_epoch;          /* epoch of the last state checkpoint, -1 if none */
+    int64_t test_best_epoch;      /* this process's epochs only (not restored by --resume) */
+    double test_best_rmse, test_best_nasa;
+} Run;
+
+static int64_t buffer_floats(const MtlModelInfo *m) { return m->n_buffer_floats; }
+
+/* Metadata every checkpoint of the run carries: what eval / predict need to rebuild the inputs. */
+static void base_meta(Run *r, MtlMeta *meta, int64_t epoch) {
+    const MtlModelInfo *m = r->m;
+    mtl_meta_set(meta, "mtlc_version", MTLC_VERSION);
+    mtl_meta_set(meta, "model", m->name);
+    meta_set_fingerprints(meta, m, r->probe, r->n_probe);
+    meta_set_u64(meta, "epoch", (uint64_t)epoch);
+    meta_set_u64(meta, "step", (uint64_t)r->p.step);
+    meta_set_u64(meta, "seed", r->set.seed);
+    char *s;
+    if (!(s = mtl_norm_to_json(&r->norm))) {
+        fprintf(stderr, "trainer: error: out of memory\n");
+        exit(1);
+    }
+    mtl_meta_set(meta, "normalisation", s);
+    free(s);
+    if (r->d.cfg.kind == MTL_DATA_CMAPSS)
+        s = string_array_json(r->d.cfg.features, r->d.cfg.n_features);
+    else
+        s = string_array_json(r->d.cfg.input_columns, r->d.cfg.n_input_columns);
+    mtl_meta_set(meta, "features", s);
+    free(s);
+    mtl_meta_set(meta, "synthetic", r->train.synthetic ? "true" : "false");
+    mtl_meta_set(meta, "data_source", r->train.source ? r->train.source : "");
+    meta_set_u64(meta, "window", (uint64_t)m->data.window);
+    meta_set_u64(meta, "window_stride", (uint64_t)m->data.window_stride);
+}
+
+/* OUT/state.safetensors: everything --resume needs (weights, buffers, AdamW moments and steps,
+ * the weight average, the best weights, settings, progress, data paths). */
+static int save_state(Run *r) {
+    char err[MTL_ERR_SIZE];
+    MtlMeta meta = {0};
+    base_meta(r, &meta, r->p.epoch);
+    mtl_meta_set(&meta, "checkpoint_kind", "train_state");
+    char *s = train_settings_json(&r->set);
+    mtl_meta_set(&meta, "train_settings", s);
+    free(s);
+    r->p.ema_updates = r->use_ema ? r->ema_p.updates : 0;
+    s = train_progress_json(&r->p);
+    mtl_meta_set(&meta, "train_progress", s);
+    free(s);
+    mtl_meta_set(&meta, "data_train", r->train_path ? r->train_path : "");
+    mtl_meta_set(&meta, "data_test", r->test_path ? r->test_path : "");
+    mtl_meta_set(&meta, "data_rul", r->rul_path ? r->rul_path : "");
+    mtl_meta_set(&meta, "cap_test_rul", r->cap_test_rul ? "true" : "false");
+    MtlTensorCopy copies[2];
+    int nc = 0;
+    if (r->use_ema)
+        copies[nc++] = (MtlTensorCopy){.prefix = EMA_PREFIX, .params = r->ema_p.avg,
+                                       .buffers = r->m->n_buffers ? r->ema_s.avg : NULL};
+    if (r->p.early.best_epoch > 0)
+        copies[nc++] = (MtlTensorCopy){.prefix = BEST_PREFIX, .params = r->best_p,
+                                       .buffers = r->m->n_buffers ? r->best_s : NULL};
+    int rc = mtl_checkpoint_save_full(r->state_path, r->m, r->b.params, r->b.state, &r->opt, copies,
+                                      nc, &meta, err, sizeof err);
+    mtl_meta_free(&meta);
+    if (rc != 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    r->saved_epoch = r->p.epoch;
+    return 0;
+}
+
+/* OUT/model.safetensors: the weights eval and predict use (the selected epoch's). */
+static int save_model(Run *r, const char *path, const float *params, const float *state,
+                      int64_t epoch, bool final) {
+    char err[MTL_ERR_SIZE];
+    MtlMeta meta = {0};
+    base_meta(r, &meta, epoch);
+    mtl_meta_set(&meta, "checkpoint_kind", "model");
+    mtl_meta_set(&meta, "weights", r->use_ema ? "ema" : "live");
+    mtl_meta_set(&meta, "selected_on", !r->have_selection ? "none (last epoch)"
+                                       : r->set.protocol.select_on_test ? "test" : "validation");
+    mtl_meta_set(&meta, "final", final ? "true" : "false");
+    int rc = mtl_checkpoint_save(path, r->m, params, state, NULL, &meta, err, sizeof err);
+    mtl_meta_free(&meta);
+    if (rc != 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The evaluation weights of the current model: the bias-corrected average, or the live ones. */
+static void eval_weights(Run *r) {
+    int64_t nb = buffer_floats(r->m);
+    if (r->use_ema) {
+        mtl_ema_weights(&r->ema_p, r->b.params, r->eval_p);
+        if (nb) mtl_ema_weights(&r->ema_s, r->b.state, r->eval_s);
+    } else {
+        memcpy(r->eval_p, r->b.params, (size_t)r->m->n_params * sizeof(float));
+        if (nb) memcpy(r->eval_s, r->b.state, (size_t)nb * sizeof(float));
+    }
+}
+
+/* Metrics of ds with the given weights (evaluation mode). */
+static void evaluate(Run *r, float *params, float *state, const MtlDataset *ds, Metrics *out) {
+    float *keep_p = r->b.params, *keep_s = r->b.state;
+    r->b.params = params;
+    if (buffer_floats(r->m)) r->b.state = state;
+    Outputs o = {0};
+    forward_all(&o, &r->b, r->m, ds);
+    compute_metrics(out, r->m, ds, &o);
+    outputs_free(&o);
+    r->b.params = keep_p;
+    r->b.state = keep_s;
+}
+
+/* The score model selection minimises: the headline real task's RMSE, else 1 - accuracy. */
+static double selection_score(const Metrics *x) {
+    if (x->rul_task >= 0) return x->rmse;
+    if (x->class_task >= 0) return 1.0 - x->accuracy;
+    return NAN;
+}
+
+static char *epoch_line2(Run *r, int64_t e, const float *lrs, const Metrics *vm, bool have_val,
+                         const Metrics *tm, bool have_tm, double score, double t) {
+    const MtlModelInfo *m = r->m;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "epoch", (double)e);
+    cJSON_AddNumberToObject(o, "step", (double)r->p.step);
+    cJSON *lr = cJSON_AddObjectToObject(o, "lr");
+    for (int g = 0; g < m->n_groups; g++) add_float(lr, m->groups[g].name, lrs[g]);
+    cJSON *lo = cJSON_AddObjectToObject(o, "loss");
+    for (int k = 0; k < m->n_tasks; k++) add_num(lo, m->tasks[k].name, r->loss_mean[k]);
+    cJSON *w = cJSON_AddObjectToObject(o, "weight");
+    for (int k = 0; k < m->n_tasks; k++) add_float(w, m->tasks[k].name, m->tasks[k].weight);
+    add_num(o, "grad_norm", r->p.norm_count ? r->p.norm_sum / (double)r->p.norm_count : NAN);
+    cJSON_AddNumberToObject(o, "clipped_steps", (double)r->p.clipped);
+    cJSON_AddNumberToObject(o, "skipped_steps", (double)r->p.skipped);
+    if (have_val) cJSON_AddItemToObject(o, "val", metrics_json(vm));
+    else cJSON_AddNullToObject(o, "val");
+    if (have_tm) cJSON_AddItemToObject(o, "test_epoch", metrics_json(tm));
+    add_num(o, "score", score);
+    cJSON_AddNumberToObject(o, "best_epoch", (double)r->p.early.best_epoch);
+    cJSON_AddStringToObject(o, "weights", r->use_ema ? "ema" : "live");
+    cJSON_AddNumberToObject(o, "time_s", round(t * 1000) / 1000);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static char *dir_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        char *s = xcalloc(2, 1);
+        s[0] = '.';
+        return s;
+    }
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    char *s = xcalloc(n + 1, 1);
+    memcpy(s, path, n);
+    return s;
+}
+
+/* Settings of a fresh run: the spec's train table, then the command line. */
+static void settings_from(TrainSettings *s, const MtlModelInfo *m, const MtlTrainOptions *o) {
+    memset(s, 0, sizeof *s);
+    s->epochs = o->epochs >= 0 ? o->epochs : m->train.epochs;
+    s->batch = o->batch > 0 ? o->batch : m->train.batch;
+    s->seed = o->has_seed ? o->seed : m->train.seed;
+    s->has_lr = o->has_lr || m->train.has_lr;
+    s->lr = o->has_lr ? o->lr : m->train.lr;
+    s->validation = o->has_validation ? o->validation : m->data.validation;
+    s->protocol = m->train.protocol;
+    const MtlProtocolOptions *po = &o->protocol;
+    MtlProtocol *p = &s->protocol;
+    if (po->has_warmup_epochs) p->warmup_epochs = po->v.warmup_epochs;
+    if (po->has_warmup_start) p->warmup_start = po->v.warmup_start;
+    if (po->has_plateau_factor) p->plateau_factor = po->v.plateau_factor;
+    if (po->has_plateau_patience) p->plateau_patience = po->v.plateau_patience;
+    if (po->has_min_lr) p->min_lr = po->v.min_lr;
+    if (po->has_clip_norm) p->clip_norm = po->v.clip_norm;
+    if (po->has_ema) p->ema_decay = po->v.ema_decay;
+    if (po->has_patience) p->patience = po->v.patience;
+    if (po->has_select) p->select_on_test = po->v.select_on_test;
+    if (po->has_max_bad_steps) p->max_bad_steps = po->v.max_bad_steps;
+    s->save_every = o->save_every >= 0 ? o->save_every : 1;
+    s->save_every_steps = o->save_every_steps > 0 ? o->save_every_steps : 0;
+}
+
+/* --resume: the state file's settings and data paths (the tensors are read later, once the
+ * buffers exist). Allowed changes: more epochs, the checkpoint cadence, the data paths. */
+static int resume_settings(Run *r, const MtlTrainOptions *o, MtlMeta *meta_out) {
+    char err[MTL_ERR_SIZE];
+    MtlSafetensors st;
+    if (mtl_safetensors_read(o->resume, &st, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    *meta_out = st.meta;
+    memset(&st.meta, 0, sizeof st.meta);
+    mtl_safetensors_free(&st);
+    const char *kind = mtl_meta_get(meta_out, "checkpoint_kind");
+    if (!kind || strcmp(kind, "train_state") != 0) {
+        fprintf(stderr, "%s: error: not a training state checkpoint (--resume takes the "
+                        "OUT/state.safetensors a run writes, not OUT/model.safetensors)\n", o->resume);
+        return -1;
+    }
+    const char *model = mtl_meta_get(meta_out, "model");
+    if (model && strcmp(model, r->m->name) != 0) {
+        fprintf(stderr, "%s: error: state of model %s, this trainer is model %s\n", o->resume,
+                model, r->m->name);
+        return -1;
+    }
+    if (check_fingerprints(r->m, o->resume, meta_out) != 0) return -1;
+    if (train_settings_parse(mtl_meta_get(meta_out, "train_settings"), &r->set, err, sizeof err) != 0 ||
+        train_progress_parse(mtl_meta_get(meta_out, "train_progress"), &r->p, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: error: metadata train_settings / train_progress: %s (a damaged "
+                        "checkpoint?)\n", o->resume, err);
+        return -1;
+    }
+    if (o->epochs >= 0) {
+        if (o->epochs < r->p.epoch) {
+            fprintf(stderr, "trainer: error: --epochs %lld is fewer than the %lld epochs the state "
+                            "%s has already trained\n", (long long)o->epochs, (long long)r->p.epoch,
+                    o->resume);
+            return -1;
+        }
+        r->set.epochs = o->epochs;
+    }
+    if (o->save_every >= 0) r->set.save_every = o->save_every;
+    if (o->save_every_steps > 0) r->set.save_every_steps = o->save_every_steps;
+    if (r->p.stopped_early) {
+        fprintf(stderr, "trainer: error: the run in %s stopped early at epoch %lld (no improvement "
+                        "for %lld epochs; best epoch %lld): there is nothing to resume\n", o->resume,
+                (long long)r->p.epoch, (long long)r->set.protocol.patience,
+                (long long)r->p.early.best_epoch);
+        return -1;
+    }
+    if (r->p.epoch >= r->set.epochs && r->p.epoch_step == 0) {
+        fprintf(stderr, "trainer: error: the run in %s has finished its %lld epochs; give --epochs N "
+                        "with N > %lld to train on\n", o->resume, (long long)r->set.epochs,
+                (long long)r->p.epoch);
+        return -1;
+    }
+    const char *tp = mtl_meta_get(meta_out, "data_train");
+    const char *ts = mtl_meta_get(meta_out, "data_test");
+    const char *rp = mtl_meta_get(meta_out, "data_rul");
+    const char *cap = mtl_meta_get(meta_out, "cap_test_rul");
+    r->train_path = o->train ? o->train : (tp && tp[0] ? tp : NULL);
+    r->test_path = o->test ? o->test : (ts && ts[0] ? ts : NULL);
+    r->rul_path = o->rul ? o->rul : (rp && rp[0] ? rp : NULL);
+    r->cap_test_rul = !cap || strcmp(cap, "false") != 0;
+    return 0;
+}
+
+static void run_free(Run *r) {
+    if (r->log.f) {
+        char err[MTL_ERR_SIZE];
+        if (mtl_log_close(&r->log, err, sizeof err) != 0) fprintf(stderr, "%s\n", err);
+    }
+    train_progress_free(&r->p);
+    free(r->perm);
+    free(r->loss_mean);
+    mtl_adamw_free(&r->opt);
+    mtl_ema_free(&r->ema_p);
+    mtl_ema_free(&r->ema_s);
+    free(r->eval_p);
+    free(r->eval_s);
+    free(r->best_p);
+    free(r->best_s);
+    free(r->state_backup);
+    buffers_free(&r->b, r->m);
+    mtl_dataset_free(&r->train);
+    mtl_dataset_free(&r->val);
+    mtl_dataset_free(&r->test);
+    mtl_norm_free(&r->norm);
+    if (r->data_ready) data_setup_free(&r->d);
+    free(r->out_dir);
+    free(r->state_path);
+    free(r->model_path);
+    free(r->best_path);
+    free(r->log_path);
+    free(r->log_tmp);
+}
+
+int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult *res) {
+    Run R;
+    Run *r = &R;
+    memset(r, 0, sizeof *r);
+    r->m = m;
+    r->saved_epoch = -1;
+    r->echo = o->quiet ? NULL : stdout;
+    train_progress_alloc(&r->p, m->n_tasks, m->n_groups);
+    MtlMeta resume_meta = {0};
     int rc = 1;
     char err[MTL_ERR_SIZE];
-    MtlDataset train = {0}, val = {0}, test = {0};
-    MtlNorm norm = {0};
-    Buffers b = {0};
-    MtlAdamW opt = {0};
-    MtlLog log = {0};
-    int64_t *perm = NULL;
-    double *loss_sum = NULL, *loss_mean = NULL;
-    char *out = o->out ? NULL : default_out(m);
-    const char *out_dir = o->out ? o->out : out;
-    char *ckpt = NULL, *log_path = NULL, *log_tmp = NULL;
-    FILE *echo = o->quiet ? NULL : stdout;
     Metrics tm = {0};
     bool have_tm = false;
+    SignalSave sigs;
+    bool sigs_on = false;
+    if (res) memset(res, 0, sizeof *res);
+
+    if (o->resume) {
+        if (resume_settings(r, o, &resume_meta) != 0) goto done;
+        r->out_dir = o->out ? xstrdup(o->out) : dir_of(o->resume);
+    } else {
+        settings_from(&r->set, m, o);
+        r->train_path = o->train ? o->train : m->data.train;
+        r->test_path = o->test ? o->test : m->data.test;
+        r->rul_path = o->rul ? o->rul : m->data.rul;
+        r->cap_test_rul = o->cap_test_rul;
+        r->out_dir = o->out ? xstrdup(o->out) : default_out(m);
+    }
+    TrainSettings *set = &r->set;
+    const MtlProtocol *pr = &set->protocol;
+    data_setup(&r->d, m);
+    r->data_ready = true;
+    MtlDataConfig *cfg = &r->d.cfg;
+    cfg->train_path = r->train_path;
+    cfg->test_path = r->test_path;
+    cfg->rul_path = r->rul_path;
+    cfg->validation = set->validation;
+    cfg->cap_test_rul = r->cap_test_rul;
+    cfg->seed = set->seed;
+    if (cfg->kind == MTL_DATA_CSV && !cfg->train_path) {
+        fprintf(stderr, "trainer: error: model %s reads CSV data but no training file was given "
+                        "(use --train FILE)\n", m->name);
+        goto done;
+    }
+    if (set->epochs < 1) {
+        fprintf(stderr, "trainer: error: model %s asks for %lld epochs; at least 1 is needed "
+                        "(use --epochs N)\n", m->name, (long long)set->epochs);
+        goto done;
+    }
 
     /* Load and allocate everything first: a bad file or too little memory must stop the run
      * before anything is created in OUT. */
-    if (check_features(m, &d.cfg) != 0) goto done;
-    if (!d.cfg.train_path)
+    if (check_features(m, cfg) != 0) goto done;
+    if (!cfg->train_path)
         fprintf(stderr, "trainer: no training file in the spec or on the command line: using the "
                         "built-in synthetic fleet (seed %llu) - NOT real data\n",
-                (unsigned long long)seed);
-    if (mtl_data_load_train(&d.cfg, &train, &val, &norm) != 0) goto done;
-    if (check_dataset(m, &train, "training data") != 0) goto done;
-    if (train.n == 0) {
-        fprintf(stderr, "trainer: error: no training samples in %s\n", train.source);
+                (unsigned long long)set->seed);
+    if (mtl_data_load_train(cfg, &r->train, &r->val, &r->norm) != 0) goto done;
+    if (check_dataset(m, &r->train, "training data") != 0) goto done;
+    if (r->train.n == 0) {
+        fprintf(stderr, "trainer: error: no training samples in %s\n", r->train.source);
         goto done;
     }
-    bool want_test = d.cfg.test_path != NULL || train.synthetic;
-    if (d.cfg.test_path && d.cfg.kind == MTL_DATA_CMAPSS && !d.cfg.rul_path) {
+    r->want_test = cfg->test_path != NULL || r->train.synthetic;
+    if (cfg->test_path && cfg->kind == MTL_DATA_CMAPSS && !cfg->rul_path) {
         fprintf(stderr, "trainer: error: test file %s needs its RUL file (--rul FILE)\n",
-                d.cfg.test_path);
+                cfg->test_path);
         goto done;
     }
-    if (want_test) {
-        if (mtl_data_load_test(&d.cfg, &norm, &test) != 0) goto done;
-        if (check_dataset(m, &test, "test data") != 0) goto done;
+    if (r->want_test) {
+        if (mtl_data_load_test(cfg, &r->norm, &r->test) != 0) goto done;
+        if (check_dataset(m, &r->test, "test data") != 0) goto done;
+    }
+    if (pr->select_on_test && !r->want_test) {
+        fprintf(stderr, "trainer: error: model selection on the test set (--select test) needs a "
+                        "test set (--test FILE --rul FILE)\n");
+        goto done;
+    }
+    if (o->resume) {
+        const char *norm_json = mtl_meta_get(&resume_meta, "normalisation");
+        MtlNorm saved = {0};
+        bool same = norm_json &&
+                    mtl_norm_from_json(norm_json, r->norm.n, &saved, err, sizeof err) == 0 &&
+                    mtl_norm_equal(&r->norm, &saved);
+        mtl_norm_free(&saved);
+        if (!same) {
+            fprintf(stderr, "%s: error: the training data differ from the run's: the normalisation "
+                            "statistics fitted now are not the saved ones (data %s)\n", o->resume,
+                    r->train.source);
+            goto done;
+        }
     }
     char batch_note[96] = "";
-    if (batch > train.n) {
+    int64_t batch = set->batch;
+    if (batch > r->train.n) {
         snprintf(batch_note, sizeof batch_note, " (capped from %lld at the number of training "
                  "samples)", (long long)batch);
-        batch = train.n;
+        batch = r->train.n;
     }
     if (batch > INT32_MAX / time_steps(m)) {
         fprintf(stderr, "trainer: error: batch %lld x %lld time steps = %lld rows, more than the "
@@ -849,194 +1175,376 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
                 INT32_MAX, (long long)(INT32_MAX / time_steps(m)));
         goto done;
     }
+    if (r->p.epoch_step * batch >= r->train.n && r->p.epoch_step > 0) {
+        fprintf(stderr, "%s: error: the saved position (step %lld of the epoch) is beyond the "
+                        "data's %lld samples\n", o->resume, (long long)r->p.epoch_step,
+                (long long)r->train.n);
+        goto done;
+    }
 
     int threads = mtl_blas_set_threads(o->threads);
-    float probe[PROBE_MAX];
-    int n_probe = model_probe(m, probe);
-    buffers_alloc(&b, m, batch, true); /* buffers start at their init (zeros / ones) */
-    mtl_init_params(m, b.params, seed);
-    if (mtl_adamw_init(&opt, m->groups, m->n_groups, m->n_params, m->tensors, m->n_tensors) != 0) {
+    r->n_probe = model_probe(m, r->probe);
+    buffers_alloc(&r->b, m, batch, true); /* buffers start at their init (zeros / ones) */
+    mtl_init_params(m, r->b.params, set->seed);
+    if (mtl_adamw_init(&r->opt, m->groups, m->n_groups, m->n_params, m->tensors, m->n_tensors) != 0) {
         fprintf(stderr, "trainer: error: out of memory for the optimizer state\n");
         goto done;
     }
-    bool lr_override = o->has_lr || m->train.has_lr;
-    float lr = o->has_lr ? o->lr : m->train.lr;
-    if (lr_override)
-        for (int g = 0; g < opt.n_groups; g++) opt.groups[g].lr = lr;
-    perm = xcalloc((size_t)train.n, sizeof *perm);
-    loss_sum = xcalloc((size_t)m->n_tasks, sizeof *loss_sum);
-    loss_mean = xcalloc((size_t)m->n_tasks, sizeof *loss_mean);
+    int64_t nb = buffer_floats(m);
+    r->use_ema = pr->ema_decay > 0;
+    if (r->use_ema && (mtl_ema_init(&r->ema_p, pr->ema_decay, m->n_params) != 0 ||
+                       mtl_ema_init(&r->ema_s, pr->ema_decay, nb) != 0)) {
+        fprintf(stderr, "trainer: error: out of memory for the weight average\n");
+        goto done;
+    }
+    r->eval_p = xcalloc((size_t)m->n_params, sizeof(float));
+    r->eval_s = xcalloc((size_t)(nb ? nb : 1), sizeof(float));
+    r->best_p = xcalloc((size_t)m->n_params, sizeof(float));
+    r->best_s = xcalloc((size_t)(nb ? nb : 1), sizeof(float));
+    r->state_backup = xcalloc((size_t)(nb ? nb : 1), sizeof(float));
+    r->perm = xcalloc((size_t)r->train.n, sizeof *r->perm);
+    r->loss_mean = xcalloc((size_t)m->n_tasks, sizeof *r->loss_mean);
+    if (set->has_lr)
+        for (int g = 0; g < r->opt.n_groups; g++) r->opt.groups[g].lr = set->lr;
+    if (o->resume) {
+        MtlTensorCopy copies[2] = {
+            {.prefix = EMA_PREFIX, .params = r->ema_p.avg, .buffers = nb ? r->ema_s.avg : NULL},
+            {.prefix = BEST_PREFIX, .params = r->best_p, .buffers = nb ? r->best_s : NULL},
+        };
+        MtlTensorCopy *cp = r->use_ema ? copies : copies + 1;
+        int ncp = r->use_ema ? 2 : 1;
+        if (mtl_checkpoint_load_full(o->resume, m, r->b.params, r->b.state, &r->opt, cp, ncp, NULL,
+                                     err, sizeof err) != 0) {
+            fprintf(stderr, "%s\n", err);
+            goto done;
+        }
+        if ((r->use_ema && r->p.ema_updates > 0 && !copies[0].present) ||
+            (r->p.early.best_epoch > 0 && !copies[1].present)) {
+            fprintf(stderr, "%s: error: the state lacks its weight average or best weights (a "
+                            "damaged checkpoint?)\n", o->resume);
+            goto done;
+        }
+        if (r->use_ema) r->ema_p.updates = r->ema_s.updates = r->p.ema_updates;
+    } else {
+        for (int g = 0; g < m->n_groups; g++) r->p.plateau_lr[g] = r->opt.groups[g].lr;
+    }
+    r->have_selection = pr->select_on_test ? r->test.n > 0 : r->val.n > 0;
 
-    /* The log is written as OUT/log.jsonl.tmp and renamed to OUT/log.jsonl only once the
-     * checkpoint is saved, so a failed or interrupted run never separates the two. */
-    if (mtl_mkdir_p(out_dir, err, sizeof err) != 0) {
+    /* Output files. The log is OUT/log.jsonl.tmp while the run lasts and is renamed to
+     * OUT/log.jsonl once the final checkpoints are saved. */
+    if (mtl_mkdir_p(r->out_dir, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         goto done;
     }
-    ckpt = join(out_dir, "model.safetensors");
-    log_path = join(out_dir, "log.jsonl");
-    log_tmp = join(out_dir, "log.jsonl.tmp");
-    if (mtl_log_open(&log, log_tmp, err, sizeof err) != 0) {
+    r->state_path = join(r->out_dir, "state.safetensors");
+    r->model_path = join(r->out_dir, "model.safetensors");
+    r->best_path = join(r->out_dir, "best.safetensors");
+    r->log_path = join(r->out_dir, "log.jsonl");
+    r->log_tmp = join(r->out_dir, "log.jsonl.tmp");
+    if (o->resume) {
+        if (mtl_log_resume(&r->log, r->log_tmp, r->log_path, r->p.log_bytes, err, sizeof err) != 0) {
+            fprintf(stderr, "%s\n", err);
+            goto done;
+        }
+    } else if (mtl_log_open(&r->log, r->log_tmp, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         goto done;
     }
 
     fprintf(stderr, "trainer: model %s, %lld parameters; train %lld samples (%s); validation %lld "
                     "samples; %lld epochs, batch %lld%s, seed %llu; OpenBLAS kernel %s, %d threads\n",
-            m->name, (long long)m->n_params, (long long)train.n, train.source, (long long)val.n,
-            (long long)epochs, (long long)batch, batch_note, (unsigned long long)seed,
-            mtl_blas_corename(), threads);
-    if (val.n == 0 && d.cfg.validation > 0)
+            m->name, (long long)m->n_params, (long long)r->train.n, r->train.source,
+            (long long)r->val.n, (long long)set->epochs, (long long)batch, batch_note,
+            (unsigned long long)set->seed, mtl_blas_corename(), threads);
+    fprintf(stderr, "trainer: protocol: warm-up %lld epochs from %gx; plateau factor %g patience "
+                    "%lld floor %g; clip %g; EMA %g; early stopping patience %lld; selection on %s\n",
+            (long long)pr->warmup_epochs, (double)pr->warmup_start, (double)pr->plateau_factor,
+            (long long)pr->plateau_patience, (double)pr->min_lr, (double)pr->clip_norm,
+            (double)pr->ema_decay, (long long)pr->patience,
+            pr->select_on_test ? "the TEST set (the book's protocol: optimistic, not an honest "
+                                 "estimate)" : "the validation split");
+    if (o->resume)
+        fprintf(stderr, "trainer: resuming %s at epoch %lld, step %lld (%lld steps into the epoch)\n",
+                o->resume, (long long)r->p.epoch + (r->p.epoch_step ? 1 : 0), (long long)r->p.step,
+                (long long)r->p.epoch_step);
+    if (r->val.n == 0 && cfg->validation > 0)
         fprintf(stderr, "trainer: warning: the validation set is empty: only one %s of the training "
                         "data has %s, and whole %ss are held out; the log's \"val\" entries are "
-                        "null\n", d.cfg.kind == MTL_DATA_CMAPSS ? "engine" : "group",
-                train.window > 1 ? "a full window" : "rows",
-                d.cfg.kind == MTL_DATA_CMAPSS ? "engine" : "group");
+                        "null\n", cfg->kind == MTL_DATA_CMAPSS ? "engine" : "group",
+                r->train.window > 1 ? "a full window" : "rows",
+                cfg->kind == MTL_DATA_CMAPSS ? "engine" : "group");
+    if (!r->have_selection && (pr->patience > 0 || pr->plateau_factor < 1))
+        fprintf(stderr, "trainer: note: no validation set, so no early stopping, no plateau "
+                        "schedule, and the last epoch's weights are kept\n");
     if (getenv("MTL_BLAS_REEXEC") && getenv("OPENBLAS_CORETYPE"))
         fprintf(stderr, "trainer: OpenBLAS did not recognise this CPU; kernel %s chosen from its "
                         "instruction set (MTL_NO_BLAS_SELECT=1 to keep OpenBLAS's choice)\n",
                 getenv("OPENBLAS_CORETYPE"));
 
-    int64_t *idx = perm;
-    int64_t step = 0;
-    double t0 = mtl_now();
+    /* test hook (tests/e2e/resume.sh): raise SIGINT after this global step */
+    const char *hook = getenv("MTL_TEST_SIGNAL_AT_STEP");
+    int64_t signal_at = hook ? strtoll(hook, NULL, 10) : 0;
+    signals_install(&sigs);
+    sigs_on = true;
     bool tty = isatty(STDERR_FILENO) && !o->quiet;
-    int64_t done_epochs = 0;
-    for (int64_t e = 1; e <= epochs; e++) {
-        mtl_shuffle(perm, train.n, seed, (uint64_t)(e - 1));
-        for (int k = 0; k < m->n_tasks; k++) loss_sum[k] = 0;
+    double t0 = mtl_now() - r->p.train_seconds;
+    float *lrs = xcalloc((size_t)m->n_groups, sizeof *lrs);
+    while (r->p.epoch < set->epochs && !r->p.stopped_early) {
+        int64_t e = r->p.epoch + 1;
+        double mult = mtl_warmup_multiplier(e - 1, pr->warmup_epochs, pr->warmup_start);
+        for (int g = 0; g < m->n_groups; g++) {
+            lrs[g] = (float)((double)r->p.plateau_lr[g] * mult);
+            r->opt.groups[g].lr = lrs[g];
+        }
+        mtl_shuffle(r->perm, r->train.n, set->seed, (uint64_t)(e - 1));
         char label[64];
-        snprintf(label, sizeof label, "epoch %lld/%lld", (long long)e, (long long)epochs);
-        MtlProgress pr;
-        mtl_progress_begin(&pr, tty, label, train.n);
-        for (int64_t first = 0; first < train.n; first += batch) {
-            int64_t bs = train.n - first < batch ? train.n - first : batch;
-            gather(&b, m, &train, idx + first, 0, bs);
-            step++;
-            MtlStep s = make_step(&b, bs, true, mtl_seed_derive(seed, MTL_STREAM_DROPOUT, (uint64_t)step));
+        snprintf(label, sizeof label, "epoch %lld/%lld", (long long)e, (long long)set->epochs);
+        MtlProgress prg;
+        mtl_progress_begin(&prg, tty, label, r->train.n);
+        double t_epoch = mtl_now();
+        for (int64_t first = r->p.epoch_step * batch; first < r->train.n; first += batch) {
+            int64_t bs = r->train.n - first < batch ? r->train.n - first : batch;
+            gather(&r->b, m, &r->train, r->perm + first, 0, bs);
+            r->p.step++;
+            if (nb) memcpy(r->state_backup, r->b.state, (size_t)nb * sizeof(float));
+            MtlStep s = make_step(&r->b, bs, true,
+                                  mtl_seed_derive(set->seed, MTL_STREAM_DROPOUT, (uint64_t)r->p.step));
             mtl_model_forward(&s);
             mtl_model_backward(&s);
-            mtl_adamw_step(&opt, b.params, b.grads);
-            for (int k = 0; k < m->n_tasks; k++) loss_sum[k] += (double)b.losses[k] * (double)bs;
-            mtl_progress_update(&pr, first + bs);
+            int bad_task = -1;
+            for (int k = 0; k < m->n_tasks && bad_task < 0; k++)
+                if (!isfinite(r->b.losses[k])) bad_task = k;
+            double gnorm = bad_task < 0 ? mtl_clip_grad_norm(r->b.grads, m->n_params, pr->clip_norm) : NAN;
+            if (bad_task >= 0 || !isfinite(gnorm)) {
+                /* a non-finite step changes nothing: buffers back, no update, logged */
+                if (nb) memcpy(r->b.state, r->state_backup, (size_t)nb * sizeof(float));
+                r->p.skipped++;
+                r->p.bad_in_row++;
+                char reason[160];
+                if (bad_task >= 0)
+                    snprintf(reason, sizeof reason, "the %s loss is %g", m->tasks[bad_task].name,
+                             (double)r->b.losses[bad_task]);
+                else
+                    snprintf(reason, sizeof reason, "the gradient norm is %g", gnorm);
+                cJSON *j = cJSON_CreateObject();
+                cJSON_AddNumberToObject(j, "skipped_step", (double)r->p.step);
+                cJSON_AddNumberToObject(j, "epoch", (double)e);
+                cJSON_AddStringToObject(j, "reason", reason);
+                char *line = cJSON_PrintUnformatted(j);
+                cJSON_Delete(j);
+                int wr = mtl_log_write(&r->log, line, NULL, err, sizeof err);
+                free(line);
+                if (wr != 0) {
+                    fprintf(stderr, "%s\n", err);
+                    goto done_lrs;
+                }
+                fprintf(stderr, "trainer: warning: step %lld (epoch %lld) skipped: %s\n",
+                        (long long)r->p.step, (long long)e, reason);
+                if (r->p.bad_in_row >= pr->max_bad_steps) {
+                    fprintf(stderr, "trainer: error: %lld steps in a row had a non-finite loss or "
+                                    "gradient (last: %s): training diverged (try a smaller --lr or "
+                                    "--clip); the run stops. ", (long long)r->p.bad_in_row, reason);
+                    if (r->saved_epoch >= 0)
+                        fprintf(stderr, "The last good state is %s (epoch %lld); the log is %s\n",
+                                r->state_path, (long long)r->saved_epoch, r->log_tmp);
+                    else
+                        fprintf(stderr, "No checkpoint of this run was written; the log is %s\n",
+                                r->log_tmp);
+                    goto done_lrs;
+                }
+            } else {
+                r->p.bad_in_row = 0;
+                mtl_adamw_step(&r->opt, r->b.params, r->b.grads);
+                if (r->use_ema) {
+                    mtl_ema_update(&r->ema_p, r->b.params);
+                    if (nb) mtl_ema_update(&r->ema_s, r->b.state);
+                }
+                for (int k = 0; k < m->n_tasks; k++)
+                    r->p.loss_sum[k] += (double)r->b.losses[k] * (double)bs;
+                r->p.epoch_samples += bs;
+                r->p.norm_sum += gnorm;
+                r->p.norm_count++;
+                if (pr->clip_norm > 0 && gnorm > pr->clip_norm) r->p.clipped++;
+            }
+            r->p.epoch_step++;
+            mtl_progress_update(&prg, first + bs);
+            if (signal_at > 0 && r->p.step == signal_at) raise(SIGINT);
+            bool more = first + bs < r->train.n;
+            if (stop_signal && more) {
+                mtl_progress_end(&prg);
+                r->p.train_seconds += mtl_now() - t_epoch;
+                r->p.log_bytes = mtl_log_size(&r->log);
+                if (save_state(r) != 0) goto done_lrs;
+                rc = 128 + (int)stop_signal;
+                fprintf(stderr, "trainer: stopped by %s at epoch %lld, step %lld; the state is saved "
+                                "in %s; continue with: train --resume %s\n",
+                        stop_signal == SIGINT ? "SIGINT" : "SIGTERM", (long long)e,
+                        (long long)r->p.step, r->state_path, r->state_path);
+                goto done_lrs;
+            }
+            if (more && set->save_every_steps > 0 && r->p.step % set->save_every_steps == 0) {
+                double now = mtl_now();
+                r->p.train_seconds += now - t_epoch;
+                t_epoch = now;
+                r->p.log_bytes = mtl_log_size(&r->log);
+                if (save_state(r) != 0) goto done_lrs;
+            }
         }
-        mtl_progress_end(&pr);
-        for (int k = 0; k < m->n_tasks; k++) loss_mean[k] = loss_sum[k] / (double)train.n;
-        Metrics vm = {0};
-        bool have_val = val.n > 0;
-        if (have_val) {
-            Outputs vo = {0};
-            forward_all(&vo, &b, m, &val);
-            compute_metrics(&vm, m, &val, &vo);
-            outputs_free(&vo);
+        mtl_progress_end(&prg);
+        r->p.train_seconds += mtl_now() - t_epoch;
+
+        /* end of the epoch: evaluate, select, schedule, log, save */
+        for (int k = 0; k < m->n_tasks; k++)
+            r->loss_mean[k] = r->p.epoch_samples ? r->p.loss_sum[k] / (double)r->p.epoch_samples : NAN;
+        r->p.epoch = e;
+        r->p.epoch_step = 0;
+        eval_weights(r);
+        Metrics vm = {0}, sm = {0};
+        /* the test set is scored every epoch when there is one (one forward pass over a test
+         * engine each): the log then shows what selecting on it would have picked, labelled
+         * as such; it decides something only with --select test */
+        bool have_val = r->val.n > 0, have_sm = r->test.n > 0;
+        if (have_val) evaluate(r, r->eval_p, r->eval_s, &r->val, &vm);
+        if (have_sm) {
+            evaluate(r, r->eval_p, r->eval_s, &r->test, &sm);
+            if (isfinite(sm.rmse) && (r->test_best_epoch == 0 || sm.rmse < r->test_best_rmse)) {
+                r->test_best_epoch = e;
+                r->test_best_rmse = sm.rmse;
+                r->test_best_nasa = sm.nasa;
+            }
         }
-        char *line = epoch_line(m, &opt, e, step, loss_mean, &vm, have_val, mtl_now() - t0);
+        double score = NAN;
+        if (r->have_selection) score = selection_score(pr->select_on_test ? &sm : &vm);
+        bool improved = r->have_selection && mtl_early_stop_update(&r->p.early, e, score);
+        if (r->have_selection && pr->plateau_factor < 1)
+            mtl_plateau_step(&r->p.plateau, score, pr->plateau_factor, pr->plateau_patience,
+                             pr->min_lr, r->p.plateau_lr, m->n_groups);
+        char *line = epoch_line2(r, e, lrs, &vm, have_val, &sm, have_sm, score, mtl_now() - t0);
         metrics_free(&vm);
-        int wr = mtl_log_write(&log, line, echo, err, sizeof err);
+        metrics_free(&sm);
+        int wr = mtl_log_write(&r->log, line, r->echo, err, sizeof err);
         free(line);
         if (wr != 0) {
             fprintf(stderr, "%s\n", err);
-            goto done;
+            goto done_lrs;
         }
-        done_epochs = e;
-        for (int k = 0; k < m->n_tasks; k++)
-            if (!isfinite(loss_mean[k])) {
-                fprintf(stderr, "trainer: error: the %s loss is %g at epoch %lld; training diverged "
-                                "(try a smaller --lr); no checkpoint written (the run's log is %s)\n",
-                        m->tasks[k].name, loss_mean[k], (long long)e, log_tmp);
-                goto done;
-            }
+        for (int k = 0; k < m->n_tasks; k++) r->p.loss_sum[k] = 0;
+        r->p.epoch_samples = 0;
+        r->p.norm_sum = 0;
+        r->p.norm_count = 0;
+        r->p.clipped = 0;
+        if (improved) {
+            memcpy(r->best_p, r->eval_p, (size_t)m->n_params * sizeof(float));
+            if (nb) memcpy(r->best_s, r->eval_s, (size_t)nb * sizeof(float));
+            if (save_model(r, r->best_path, r->best_p, r->best_s, e, false) != 0) goto done_lrs;
+        }
+        if (r->have_selection && mtl_early_stop_should_stop(&r->p.early, pr->patience)) {
+            r->p.stopped_early = true;
+            fprintf(stderr, "trainer: early stop after epoch %lld: no better %s score for %lld "
+                            "epochs (best: epoch %lld, %g)\n", (long long)e,
+                    pr->select_on_test ? "test" : "validation", (long long)pr->patience,
+                    (long long)r->p.early.best_epoch, r->p.early.best);
+        }
+        bool last = r->p.stopped_early || e >= set->epochs;
+        if (!last && (stop_signal || (set->save_every > 0 && e % set->save_every == 0))) {
+            r->p.log_bytes = mtl_log_size(&r->log);
+            if (save_state(r) != 0) goto done_lrs;
+        }
+        if (stop_signal && !last) {
+            rc = 128 + (int)stop_signal;
+            fprintf(stderr, "trainer: stopped by %s after epoch %lld; the state is saved in %s; "
+                            "continue with: train --resume %s\n",
+                    stop_signal == SIGINT ? "SIGINT" : "SIGTERM", (long long)e, r->state_path,
+                    r->state_path);
+            goto done_lrs;
+        }
     }
+    signals_restore(&sigs);
+    sigs_on = false;
 
-    /* The test result goes into the log before the checkpoint is saved, so that once the
-     * checkpoint exists only the log's rename remains. */
-    if (want_test) {
-        Outputs to = {0};
-        forward_all(&to, &b, m, &test);
-        compute_metrics(&tm, m, &test, &to);
+    /* The selected weights: the best epoch's, or the last epoch's without a selection set. */
+    const float *final_p = r->eval_p, *final_s = r->eval_s;
+    int64_t final_epoch = r->p.epoch;
+    if (r->have_selection && r->p.early.best_epoch > 0) {
+        final_p = r->best_p;
+        final_s = r->best_s;
+        final_epoch = r->p.early.best_epoch;
+    }
+    /* the state's log ends before the test line: a run extended with --resume continues there */
+    r->p.log_bytes = mtl_log_size(&r->log);
+    if (r->want_test) {
+        evaluate(r, (float *)final_p, (float *)final_s, &r->test, &tm);
         have_tm = true;
-        outputs_free(&to);
-        /* stdout keeps JSON Lines: the test result is one more object; the prose goes to stderr */
         cJSON *o2 = cJSON_CreateObject();
-        cJSON *t = test_json(m, &tm, &test, d.cfg.cap_test_rul);
+        cJSON *t = test_json(m, &tm, &r->test, cfg->cap_test_rul);
+        cJSON_AddNumberToObject(t, "selected_epoch", (double)final_epoch);
+        cJSON_AddStringToObject(t, "selected_on", !r->have_selection ? "none"
+                                : pr->select_on_test ? "test" : "validation");
         cJSON_AddItemToObject(o2, "test", t);
         char *line = cJSON_PrintUnformatted(o2);
         cJSON_Delete(o2);
-        int wr = mtl_log_write(&log, line, stdout, err, sizeof err);
+        int wr = mtl_log_write(&r->log, line, stdout, err, sizeof err);
         free(line);
         if (wr != 0) {
             fprintf(stderr, "%s\n", err);
-            goto done;
+            goto done_lrs;
         }
     }
-    /* every line of the log on disk before the checkpoint appears */
-    if (mtl_log_close(&log, err, sizeof err) != 0) {
+    /* every line of the log on disk before the checkpoints that it describes */
+    if (mtl_log_close(&r->log, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
-        goto done;
+        goto done_lrs;
     }
-
-    /* Checkpoint: weights, optimizer state, and what eval/predict need to rebuild the inputs. */
-    MtlMeta meta = {0};
-    mtl_meta_set(&meta, "mtlc_version", MTLC_VERSION);
-    mtl_meta_set(&meta, "model", m->name);
-    meta_set_fingerprints(&meta, m, probe, n_probe);
-    meta_set_u64(&meta, "epoch", (uint64_t)done_epochs);
-    meta_set_u64(&meta, "step", (uint64_t)step);
-    meta_set_u64(&meta, "seed", seed);
-    char *s;
-    mtl_meta_set(&meta, "norm_mean", s = float_array_json(norm.mean, norm.n));
-    free(s);
-    mtl_meta_set(&meta, "norm_std", s = float_array_json(norm.std, norm.n));
-    free(s);
-    if (d.cfg.kind == MTL_DATA_CMAPSS)
-        s = string_array_json(d.cfg.features, d.cfg.n_features);
-    else
-        s = string_array_json(d.cfg.input_columns, d.cfg.n_input_columns);
-    mtl_meta_set(&meta, "features", s);
-    free(s);
-    mtl_meta_set(&meta, "synthetic", train.synthetic ? "true" : "false");
-    mtl_meta_set(&meta, "data_source", train.source ? train.source : "");
-    meta_set_u64(&meta, "window", (uint64_t)m->data.window);
-    meta_set_u64(&meta, "window_stride", (uint64_t)m->data.window_stride);
-    int sv = mtl_checkpoint_save(ckpt, m, b.params, b.state, &opt, &meta, err, sizeof err);
-    mtl_meta_free(&meta);
-    if (sv != 0) {
-        fprintf(stderr, "%s\n", err);
-        fprintf(stderr, "trainer: the run's log is %s; %s was not changed\n", log_tmp, log_path);
-        goto done;
+    if (save_model(r, r->model_path, final_p, final_s, final_epoch, true) != 0 || save_state(r) != 0) {
+        fprintf(stderr, "trainer: the run's log is %s; %s was not changed\n", r->log_tmp, r->log_path);
+        goto done_lrs;
     }
-    if (rename(log_tmp, log_path) != 0) {
-        fprintf(stderr, "trainer: error: cannot write %s (rename of %s failed): %s\n", log_path,
-                log_tmp, strerror(errno));
-        goto done;
+    if (rename(r->log_tmp, r->log_path) != 0) {
+        fprintf(stderr, "trainer: error: cannot write %s (rename of %s failed): %s\n", r->log_path,
+                r->log_tmp, strerror(errno));
+        goto done_lrs;
     }
-    fprintf(stderr, "trainer: wrote %s and %s\n", ckpt, log_path);
-
+    double spe = r->p.epoch > 0 ? r->p.train_seconds / (double)r->p.epoch : 0;
+    fprintf(stderr, "trainer: %lld epochs%s, %.3g s per epoch; weights of epoch %lld (%s%s) in %s; "
+                    "state in %s; log %s\n", (long long)r->p.epoch,
+            r->p.stopped_early ? " (stopped early)" : "", spe, (long long)final_epoch,
+            r->use_ema ? "weight average" : "live weights",
+            !r->have_selection ? ", last epoch"
+            : pr->select_on_test ? ", selected on the TEST set" : ", selected on validation",
+            r->model_path, r->state_path, r->log_path);
+    if (r->p.skipped)
+        fprintf(stderr, "trainer: %lld non-finite steps were skipped (see the log)\n",
+                (long long)r->p.skipped);
     if (have_tm) {
-        if (!o->quiet) print_test(m, &tm, &test, d.cfg.cap_test_rul, d.cfg.rul_cap, NULL, stderr);
-        else print_padded(stderr, m, &test);
+        if (!o->quiet) print_test(m, &tm, &r->test, cfg->cap_test_rul, cfg->rul_cap, NULL, stderr);
+        else print_padded(stderr, m, &r->test);
+    }
+    if (res) {
+        res->seed = set->seed;
+        res->epochs_run = r->p.epoch;
+        res->best_epoch = final_epoch;
+        res->stopped_early = r->p.stopped_early;
+        res->have_val = r->val.n > 0;
+        res->best_score = r->p.early.best;
+        res->have_test = have_tm;
+        res->rmse = have_tm ? tm.rmse : NAN;
+        res->nasa = have_tm ? tm.nasa : NAN;
+        res->mae = have_tm ? tm.mae : NAN;
+        res->accuracy = have_tm ? tm.accuracy : NAN;
+        res->macro_f1 = have_tm ? tm.macro_f1 : NAN;
+        res->seconds_per_epoch = spe;
+        res->test_best_epoch = r->test_best_epoch;
+        res->test_best_rmse = r->test_best_epoch ? r->test_best_rmse : NAN;
+        res->test_best_nasa = r->test_best_epoch ? r->test_best_nasa : NAN;
     }
     rc = 0;
+done_lrs:
+    free(lrs);
 done:
-    if (log.f && mtl_log_close(&log, err, sizeof err) != 0) {
-        fprintf(stderr, "%s\n", err);
-        rc = 1;
-    }
+    if (sigs_on) signals_restore(&sigs);
     if (have_tm) metrics_free(&tm);
-    free(perm);
-    free(loss_sum);
-    free(loss_mean);
-    mtl_adamw_free(&opt);
-    buffers_free(&b, m);
-    mtl_dataset_free(&train);
-    mtl_dataset_free(&val);
-    mtl_dataset_free(&test);
-    mtl_norm_free(&norm);
-    data_setup_free(&d);
-    free(out);
-    free(ckpt);
-    free(log_path);
-    free(log_tmp);
+    mtl_meta_free(&resume_meta);
+    run_free(r);
     return rc;
 }
 

@@ -55,7 +55,7 @@ head -c 100 "$WORK/keep.good" >"$WORK/truncated.safetensors"
 expect_status 1 "$T" eval --checkpoint "$WORK/truncated.safetensors"
 expect_stderr "truncated.safetensors"
 # a negative variance (AdamW's second moment here; batchnorm running_var alike) is damage
-python3 - "$WORK/keep.good" "$WORK/negvar.safetensors" <<'PY'
+python3 - "$WORK/keep/state.safetensors" "$WORK/negvar.safetensors" <<'PY'
 import json, struct, sys
 b = bytearray(open(sys.argv[1], 'rb').read())
 n = struct.unpack('<Q', b[:8])[0]
@@ -64,7 +64,7 @@ begin = 8 + n + h['optimizer.exp_avg_sq.shared.0.weight']['data_offsets'][0]
 b[begin:begin + 4] = struct.pack('<f', -1.0)
 open(sys.argv[2], 'wb').write(b)
 PY
-expect_status 1 "$T" eval --checkpoint "$WORK/negvar.safetensors"
+expect_status 1 "$T" train --resume "$WORK/negvar.safetensors" --out "$WORK/negvar_out" --epochs 5
 expect_stderr 'negvar.safetensors: error: tensor "optimizer.exp_avg_sq.shared.0.weight" holds the negative variance -1'
 # the command line takes the same learning rates as a spec: any positive float32
 expect_status 2 "$T" train --lr 1e-50

@@ -6,7 +6,7 @@ rm -rf "$WORK"; mkdir -p "$WORK"
 "$MTLC" "$SRC/examples/dual_mlp.mtl" -o "$WORK/trainer"
 "$WORK/trainer" train --epochs 3 --out "$WORK/run" >"$WORK/train.out" 2>"$WORK/train.err" || { cat "$WORK/train.err"; fail "train failed"; }
 grep -qi synthetic "$WORK/train.out" "$WORK/train.err" || fail "train output does not say the data is synthetic"
-[ "$(grep -c '"epoch"' "$WORK/run/log.jsonl")" = 3 ] || fail "expected 3 JSON lines in log.jsonl"
+[ "$(grep -c '^{"epoch"' "$WORK/run/log.jsonl")" = 3 ] || fail "expected 3 epoch lines in log.jsonl"
 [ -f "$WORK/run/model.safetensors" ] || fail "no checkpoint"
 python3 - "$WORK/run/model.safetensors" <<'PY'
 import json, struct, sys

@@ -46,6 +46,11 @@ done
 
 CJSON_CFLAGS=$(pkg-config --cflags libcjson)
 CJSON_LIBS=$(pkg-config --libs libcjson)
+# sema's size check counts activations by the report's rules, which ask the kernels for their
+# scratch sizes: the spec harness links the report and the kernels (and OpenBLAS, which they call).
+BLAS_CFLAGS=$(pkg-config --cflags openblas)
+BLAS_LIBS=$(pkg-config --libs openblas)
+KERNELS=$(ls "$SRC"/runtime/kernels/*.c)
 CFLAGS="-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 -w $SAN"
 F="$SRC/tests/fuzz"
 R="$SRC/runtime/src"
@@ -55,10 +60,12 @@ set -x  # the compile lines go to the build log
     "$F/fuzz_spec.c" \
     "$SRC/compiler/frontend/ast.c" "$SRC/compiler/frontend/encoding.c" "$SRC/compiler/diag/diag.c" \
     "$SRC/compiler/sema/sema.c" "$SRC/compiler/sema/sema_groups.c" "$SRC/compiler/sema/sema_layers.c" \
-    "$SRC/compiler/sema/model.c" "$GRAMMAR/mtl_parser.c" "$GRAMMAR/mtl_lexer.c" \
-    -lm -o "$OUT/fuzz_spec"
+    "$SRC/compiler/sema/model.c" "$SRC/compiler/sema/sema_limits.c" "$GRAMMAR/mtl_parser.c" "$GRAMMAR/mtl_lexer.c" \
+    "$SRC/compiler/report/report.c" $CJSON_CFLAGS -I"$SRC/runtime/kernels" $BLAS_CFLAGS $KERNELS \
+    $CJSON_LIBS $BLAS_LIBS -lm -o "$OUT/fuzz_spec"
 
-RT="$R/data_cmapss.c $R/data_cmapss_rows.c $R/data_common.c $R/data_csv.c $R/data_synth.c $R/data_text.c \
+RT="$R/data_cmapss.c $R/data_cmapss_rows.c $R/data_common.c $R/data_conditions.c $R/data_csv.c $R/data_norm.c \
+    $R/data_synth.c $R/data_text.c \
     $R/checkpoint.c $R/log.c $R/rng.c $R/shuffle.c"
 for h in cmapss csv safetensors; do
     "$CC" $CFLAGS -I"$SRC/runtime/include" -I"$R" $CJSON_CFLAGS \

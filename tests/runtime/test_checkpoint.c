@@ -334,13 +334,14 @@ static void test_loader_rejects(void **state) {
     expect_reject(with_header("span", "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8),
                   "shape needs 12");
     expect_reject(with_header("extra", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8),
-                  "tensor \"a\" is not part of model TinyDual");
+                  "tensor \"shared.0.weight\" [2,3] of model TinyDual is missing from the checkpoint, "
+                  "which has \"a\" [2] in its place");
     expect_reject(with_header("shape", "{\"shared.0.weight\":{\"dtype\":\"F32\",\"shape\":[3,2],"
                                        "\"data_offsets\":[0,24]}}", 24),
-                  "has shape [3,2], model TinyDual expects [2,3]");
+                  "has shape [3,2] in the checkpoint, model TinyDual expects [2,3]");
     expect_reject(with_header("missing_t", "{\"shared.0.weight\":{\"dtype\":\"F32\",\"shape\":[2,3],"
                                            "\"data_offsets\":[0,24]}}", 24),
-                  "\"shared.0.bias\" of model TinyDual is missing");
+                  "\"shared.0.bias\" [2] of model TinyDual is missing");
     /* buffers: all present (the helper itself is right), one missing, one misshapen */
     const char *both = ",\"shared.1.running_mean\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[80,88]},"
                        "\"shared.1.running_var\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[88,96]}";
@@ -352,13 +353,16 @@ static void test_loader_rejects(void **state) {
     assert_true(bufs[0] == 0.0f && bufs[3] == 0.0f);
     expect_reject(model_file("bufs_missing", ",\"shared.1.running_mean\":{\"dtype\":\"F32\","
                                              "\"shape\":[2],\"data_offsets\":[80,88]}", 8),
-                  "buffer \"shared.1.running_var\" of model TinyDual is missing");
+                  "buffer \"shared.1.running_var\" [2] of model TinyDual is missing");
     expect_reject(model_file("bufs_shape", ",\"shared.1.running_mean\":{\"dtype\":\"F32\",\"shape\":[2],"
                                            "\"data_offsets\":[80,88]},\"shared.1.running_var\":{\"dtype\":"
                                            "\"F32\",\"shape\":[1,2],\"data_offsets\":[88,96]}", 16),
-                  "buffer \"shared.1.running_var\" has shape [1,2], model TinyDual expects [2]");
-    expect_reject(model_file("bufs_moment", ",\"optimizer.exp_avg.shared.1.running_mean\":{\"dtype\":"
-                                            "\"F32\",\"shape\":[2],\"data_offsets\":[80,88]}", 8),
+                  "buffer \"shared.1.running_var\" has shape [1,2] in the checkpoint, model TinyDual expects [2]");
+    expect_reject(model_file("bufs_moment", ",\"shared.1.running_mean\":{\"dtype\":\"F32\",\"shape\":[2],"
+                                            "\"data_offsets\":[80,88]},\"shared.1.running_var\":{\"dtype\":"
+                                            "\"F32\",\"shape\":[2],\"data_offsets\":[88,96]},"
+                                            "\"optimizer.exp_avg.shared.1.running_mean\":{\"dtype\":"
+                                            "\"F32\",\"shape\":[2],\"data_offsets\":[96,104]}", 24),
                   "tensor \"optimizer.exp_avg.shared.1.running_mean\" is not part of model TinyDual");
     free(whole);
 }

@@ -1,0 +1,182 @@
+/* `train --seeds N` (or a list, or `seeds = N` in the spec): one run per seed into OUT/seed-S,
+ * then the table the book reports: mean ± standard deviation of every test metric over the
+ * seeds, the epochs reached and the wall time per epoch. The standard deviation is the sample
+ * one (divided by n - 1), as numpy's std(ddof=1) and pandas' std(); with one seed it is 0. */
+#include "mtl_runtime.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void mean_std(const double *v, int n, double *mean, double *sd) {
+    double s = 0;
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(v[i])) s += v[i], k++;
+    *mean = k ? s / k : NAN;
+    double q = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(v[i])) q += (v[i] - *mean) * (v[i] - *mean);
+    *sd = k > 1 ? sqrt(q / (k - 1)) : (k ? 0 : NAN);
+}
+
+static const char *const METRIC_NAMES[] = {"rmse", "nasa", "mae", "accuracy", "macro_f1",
+                                           "epochs_run", "best_epoch", "seconds_per_epoch",
+                                           "test_selected_rmse", "test_selected_nasa"};
+enum { N_METRICS = 10 };
+
+static double metric(const MtlRunResult *r, int i) {
+    switch (i) {
+    case 0: return r->rmse;
+    case 1: return r->nasa;
+    case 2: return r->mae;
+    case 3: return r->accuracy;
+    case 4: return r->macro_f1;
+    case 5: return (double)r->epochs_run;
+    case 6: return (double)r->best_epoch;
+    case 7: return r->seconds_per_epoch;
+    case 8: return r->test_best_rmse;
+    default: return r->test_best_nasa;
+    }
+}
+
+/* Writes OUT/summary.json and OUT/summary.md (each through a temporary file and a rename). */
+static int write_summary(const char *dir, const MtlModelInfo *m, const MtlRunResult *res, int n,
+                         const char *selected_on) {
+    char path[4096], tmp[4200];
+    double mean[N_METRICS], sd[N_METRICS];
+    double *v = calloc((size_t)n, sizeof *v);
+    if (!v) return -1;
+    for (int i = 0; i < N_METRICS; i++) {
+        for (int s = 0; s < n; s++) v[s] = metric(&res[s], i);
+        mean_std(v, n, &mean[i], &sd[i]);
+    }
+    free(v);
+
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "model", m->name);
+    cJSON_AddStringToObject(root, "selected_on", selected_on);
+    cJSON_AddStringToObject(root, "std", "sample (n - 1)");
+    cJSON *runs = cJSON_AddArrayToObject(root, "runs");
+    for (int s = 0; s < n; s++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "seed", (double)res[s].seed);
+        for (int i = 0; i < N_METRICS; i++) {
+            double x = metric(&res[s], i);
+            if (isfinite(x)) cJSON_AddNumberToObject(o, METRIC_NAMES[i], x);
+            else cJSON_AddNullToObject(o, METRIC_NAMES[i]);
+        }
+        cJSON_AddBoolToObject(o, "stopped_early", res[s].stopped_early);
+        cJSON_AddItemToArray(runs, o);
+    }
+    cJSON *agg = cJSON_AddObjectToObject(root, "mean");
+    cJSON *dev = cJSON_AddObjectToObject(root, "std_dev");
+    for (int i = 0; i < N_METRICS; i++) {
+        if (isfinite(mean[i])) cJSON_AddNumberToObject(agg, METRIC_NAMES[i], mean[i]);
+        else cJSON_AddNullToObject(agg, METRIC_NAMES[i]);
+        if (isfinite(sd[i])) cJSON_AddNumberToObject(dev, METRIC_NAMES[i], sd[i]);
+        else cJSON_AddNullToObject(dev, METRIC_NAMES[i]);
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    int rc = 0;
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f || fprintf(f, "%s\n", text) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "trainer: error: cannot write %s\n", path);
+        rc = -1;
+    }
+    free(text);
+
+    snprintf(path, sizeof path, "%s/summary.md", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "trainer: error: cannot write %s\n", path);
+        return -1;
+    }
+    fprintf(f, "| seeds | epochs reached | RMSE | NASA | MAE | accuracy | macro-F1 | s / epoch |\n");
+    fprintf(f, "| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    fprintf(f, "| %d | %.1f ± %.1f | %.2f ± %.2f | %.1f ± %.1f | %.2f ± %.2f | %.4f ± %.4f | %.4f ± %.4f | %.3g |\n",
+            n, mean[5], sd[5], mean[0], sd[0], mean[1], sd[1], mean[2], sd[2], mean[3], sd[3],
+            mean[4], sd[4], mean[7]);
+    fprintf(f, "\nModel %s; selection on %s; mean ± sample standard deviation over the seeds "
+               "(test metrics of the selected weights).\n", m->name, selected_on);
+    fprintf(f, "The same runs under the book's protocol (each run's epoch with the lowest test "
+               "RMSE - optimistic): RMSE %.2f ± %.2f, NASA %.1f ± %.1f.\n\n", mean[8], sd[8],
+            mean[9], sd[9]);
+    fprintf(f, "| seed | epochs | best epoch | RMSE | NASA | MAE | accuracy | macro-F1 | "
+               "test-selected epoch | its RMSE | its NASA |\n");
+    fprintf(f, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    for (int s = 0; s < n; s++)
+        fprintf(f, "| %llu | %lld%s | %lld | %.2f | %.1f | %.2f | %.4f | %.4f | %lld | %.2f | %.1f |\n",
+                (unsigned long long)res[s].seed, (long long)res[s].epochs_run,
+                res[s].stopped_early ? " (early stop)" : "", (long long)res[s].best_epoch,
+                res[s].rmse, res[s].nasa, res[s].mae, res[s].accuracy, res[s].macro_f1,
+                (long long)res[s].test_best_epoch, res[s].test_best_rmse, res[s].test_best_nasa);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "trainer: error: cannot write %s\n", path);
+        return -1;
+    }
+    FILE *out = stderr;
+    fprintf(out, "\nsweep over %d seeds (mean ± sample std of the test metrics; selection on %s):\n",
+            n, selected_on);
+    fprintf(out, "  epochs reached %.1f ± %.1f\n  RMSE %.2f ± %.2f\n  NASA %.1f ± %.1f\n  MAE %.2f ± %.2f\n"
+                 "  accuracy %.4f ± %.4f\n  macro-F1 %.4f ± %.4f\n  %.3g s per epoch\n",
+            mean[5], sd[5], mean[0], sd[0], mean[1], sd[1], mean[2], sd[2], mean[3], sd[3], mean[4],
+            sd[4], mean[7]);
+    fprintf(out, "trainer: wrote %s/summary.md and %s/summary.json\n", dir, dir);
+    return rc;
+}
+
+int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
+    int n = o->n_seeds;
+    uint64_t first = o->has_seed ? o->seed : m->train.seed;
+    bool from_spec = n == 0 && !o->resume && m->train.seeds > 1;
+    if (from_spec) n = (int)m->train.seeds;
+    if (n == 0 || o->resume) return mtl_train_run(m, o, NULL);
+
+    char *dir;
+    if (o->out) {
+        dir = strdup(o->out);
+    } else {
+        size_t len = strlen(m->name) + 8;
+        dir = malloc(len);
+        if (dir) snprintf(dir, len, "runs/%s", m->name);
+    }
+    MtlRunResult *res = calloc((size_t)n, sizeof *res);
+    MtlTrainOptions *so = malloc(sizeof *so);
+    if (!dir || !res || !so) {
+        fprintf(stderr, "trainer: error: out of memory\n");
+        exit(1);
+    }
+    int rc = 0, done = 0;
+    char sub[4200];
+    for (int i = 0; i < n; i++) {
+        *so = *o;
+        so->n_seeds = 0;
+        so->has_seed = true;
+        so->seed = from_spec || o->n_seeds == 0 ? first + (uint64_t)i : o->seeds[i];
+        snprintf(sub, sizeof sub, "%s/seed-%llu", dir, (unsigned long long)so->seed);
+        so->out = sub;
+        fprintf(stderr, "trainer: sweep run %d of %d: seed %llu into %s\n", i + 1, n,
+                (unsigned long long)so->seed, sub);
+        rc = mtl_train_run(m, so, &res[i]);
+        if (rc != 0) break;
+        done++;
+    }
+    if (done > 0) {
+        const char *sel = m->train.protocol.select_on_test || (o->protocol.has_select && o->protocol.v.select_on_test)
+                              ? "the TEST set (the book's protocol)" : "validation";
+        if (write_summary(dir, m, res, done, sel) != 0 && rc == 0) rc = 1;
+        if (done < n)
+            fprintf(stderr, "trainer: the sweep stopped after %d of %d seeds; the summary covers "
+                            "those\n", done, n);
+    }
+    free(so);
+    free(res);
+    free(dir);
+    return rc;
+}
