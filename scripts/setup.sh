@@ -9,6 +9,7 @@ packages=(
   llvm-19-dev clang-19 llvm-19-tools libclang-rt-19-dev   # the last: libFuzzer for tests/fuzz
   libopenblas-dev libcmocka-dev libcjson-dev
   python3   # the end-to-end tests check JSON output with it (standard library only)
+  valgrind  # scripts/valgrind.sh, the e2e.valgrind test
 )
 
 missing=()

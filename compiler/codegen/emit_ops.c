@@ -46,6 +46,13 @@ void cg_emit_loss(CgCtx *c, const IrNode *n) {
     LLVMValueRef W = cg_i64(c, loss_width(c, n));
     switch (n->loss) {
     case MTL_LOSS_MSE: {
+        /* AMNL's weighting is its own kernel (sema allows it on width-1 targets only), so plain
+         * mse keeps its kernel untouched */
+        if (n->amnl_cap > 0) {
+            LLVMValueRef a[] = {out, pred, tgt, cg_f32(c, n->amnl_cap), c->batch};
+            cg_call(c, "mtk_mse_amnl_forward", a, 5);
+            break;
+        }
         LLVMValueRef a[] = {out, pred, tgt, c->batch, W};
         cg_call(c, "mtk_mse_forward", a, 5);
         break;
@@ -76,6 +83,11 @@ void cg_emit_loss_bwd(CgCtx *c, const IrNode *n) {
     LLVMValueRef acc = cg_i32(c, n->accumulate);
     switch (n->loss) {
     case MTL_LOSS_MSE: {
+        if (n->amnl_cap > 0) {
+            LLVMValueRef a[] = {d, pred, tgt, cg_f32(c, n->amnl_cap), w, c->batch, acc};
+            cg_call(c, "mtk_mse_amnl_backward", a, 7);
+            break;
+        }
         LLVMValueRef a[] = {d, pred, tgt, w, c->batch, W, acc};
         cg_call(c, "mtk_mse_backward", a, 7);
         break;

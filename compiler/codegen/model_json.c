@@ -123,12 +123,22 @@ char *cg_model_json(const IrGraph *g) {
         cJSON_AddNumberToObject(o, "classes", t->target_kind == MTL_TARGET_CLASS ? (double)t->num_classes : 0);
         cJSON_AddStringToObject(o, "loss", loss_names[t->loss]);
         cJSON_AddNumberToObject(o, "huber_delta", fnum(t->huber_delta));
+        /* AMNL's RUL cap of `loss mse(amnl = R)`, 0 when off: the runtime learns from it that the
+         * training loss is weighted (its test metrics stay plain RMSE / NASA score) */
+        cJSON_AddNumberToObject(o, "amnl_cap", fnum(t->amnl_cap));
         cJSON_AddNumberToObject(o, "weight", fnum(t->weight));
         cJSON_AddNumberToObject(o, "out_width", (double)g->t[g->task_output[k]].size);
         cJSON_AddNumberToObject(o, "output_offset", (double)g->t[g->task_output[k]].offset);
         cJSON_AddStringToObject(o, "bind", t->bind ? t->bind : t->name);
         cJSON_AddItemToArray(tasks, o);
     }
+
+    /* balance: the method and the options the spec gives (the runtime holds the defaults) */
+    cJSON *bal = cJSON_AddObjectToObject(root, "balance");
+    cJSON_AddStringToObject(bal, "method", m->balance.method ? m->balance.method : "fixed");
+    cJSON *bo = cJSON_AddObjectToObject(bal, "options");
+    for (int i = 0; i < m->balance.n_options; i++)
+        cJSON_AddNumberToObject(bo, m->balance.option[i], m->balance.value[i]);
 
     cJSON *train = cJSON_AddObjectToObject(root, "train");
     cJSON_AddNumberToObject(train, "epochs", m->train.epochs);

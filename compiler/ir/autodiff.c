@@ -51,6 +51,7 @@ static void ad_grad_loss(IrGraph *g, const IrNode *fwd) {
     n.out[0] = grad_for(g, fwd->in[0], &n.accumulate);
     n.loss = fwd->loss;
     n.delta = fwd->delta;
+    n.amnl_cap = fwd->amnl_cap;
     n.task = fwd->task;
     ir_add_node(g, n);
 }

@@ -290,6 +290,7 @@ IrGraph *ir_lower(const Model *m) {
         n.out[0] = lt;
         n.loss = task->loss;
         n.delta = task->huber_delta;
+        n.amnl_cap = task->amnl_cap;
         n.task = k;
         ir_add_node(g, n);
         g->task_target[k] = tt;
@@ -524,6 +525,7 @@ void ir_dump(const IrGraph *g, FILE *out, bool with_backward) {
             fprintf(out, " act=%d", (int)n->act);
         if (n->op == IR_DROPOUT || n->op == IR_DROPOUT_BWD) fprintf(out, " p=%g site=%u", n->p, n->site);
         if (n->op == IR_LOSS || n->op == IR_LOSS_BWD) fprintf(out, " loss=%d task=%d", (int)n->loss, n->task);
+        if ((n->op == IR_LOSS || n->op == IR_LOSS_BWD) && n->amnl_cap > 0) fprintf(out, " amnl=%g", n->amnl_cap);
         if (n->op == IR_CONV1D) fprintf(out, " kernel=%lld stride=%lld padding=%lld", (long long)n->kernel,
                                         (long long)n->stride, (long long)n->padding);
         if (n->op == IR_ATTENTION) fprintf(out, " heads=%lld p=%g site=%u", (long long)n->heads, n->p, n->site);

@@ -55,6 +55,7 @@ typedef struct IrNode {
     MtlLoss loss;
     float p;          /* dropout, attention dropout */
     float delta;      /* huber */
+    float amnl_cap;   /* mse: AMNL per-sample weighting with this RUL cap, 0 = plain mse */
     float eps, momentum; /* norms */
     int64_t kernel, stride, padding; /* conv1d */
     int64_t heads;    /* attention */

@@ -480,6 +480,60 @@ static char *json_rule(const Model *m, const char *base, bool memory)
     return buf;
 }
 
+/* What the balance method measures and trains, beyond the model's own parameters. */
+static const char *balance_method(const Model *m)
+{
+    return m->balance.method ? m->balance.method : "fixed";
+}
+
+static void balance_describe(const Model *m, const ReportTotals *t, char *what, size_t wn, char *state,
+                             size_t sn)
+{
+    const char *b = balance_method(m);
+    char sh[32];
+    thousands(t->shared, sh, sizeof sh);
+    double every = 1;
+    for (int i = 0; i < m->balance.n_options; i++)
+        if (!strcmp(m->balance.option[i], "every"))
+            every = m->balance.value[i];
+    if (!strcmp(b, "fixed")) {
+        snprintf(what, wn, "fixed task weights; one backward pass per step");
+        snprintf(state, sn, "none");
+    } else if (!strcmp(b, "gaba") || !strcmp(b, "grace") || !strcmp(b, "gradnorm")) {
+        snprintf(what, wn, "each task's gradient norm on the %s shared parameters, from one backward "
+                 "pass per task after one forward pass, every %g step%s%s", sh, every, every == 1 ? "" : "s",
+                 !strcmp(b, "grace") ? "; AMNL-weighted MSE" : "");
+        if (!strcmp(b, "gradnorm"))
+            snprintf(state, sn, "%d task weights, trained by their own Adam (not an AdamW group), "
+                     "renormalised to sum %d", m->n_tasks, m->n_tasks);
+        else
+            snprintf(state, sn, "%d task weights (an EMA of inverse-norm weights; not trained by "
+                     "gradient descent)", m->n_tasks);
+    } else if (!strcmp(b, "uncertainty")) {
+        snprintf(what, wn, "weights exp(-s_k) from learned log-variances; one backward pass per step");
+        snprintf(state, sn, "%d log-variances s_k, trained in AdamW group 'balance'", m->n_tasks);
+    } else if (!strcmp(b, "dwa")) {
+        snprintf(what, wn, "weights from the ratio of each task's last two epoch losses; one backward "
+                 "pass per step");
+        snprintf(state, sn, "the last two epochs' mean losses");
+    } else {
+        snprintf(what, wn, "each task's gradient on the %s shared parameters (one backward pass per "
+                 "task), conflicting components projected away", sh);
+        snprintf(state, sn, "none");
+    }
+}
+
+static void balance_text(const Model *m, const ReportTotals *t, FILE *out)
+{
+    char what[512], state[256];
+    balance_describe(m, t, what, sizeof what, state, sizeof state);
+    fprintf(out, "\nBalance: %s", balance_method(m));
+    for (int i = 0; i < m->balance.n_options; i++)
+        fprintf(out, "%s%s = %g%s", i ? ", " : "(", m->balance.option[i], m->balance.value[i],
+                i + 1 == m->balance.n_options ? ")" : "");
+    fprintf(out, "\n  Measures: %s\n  Trains:   %s\n", what, state);
+}
+
 void report_text(const Model *m, FILE *out)
 {
     ReportTotals t;
@@ -570,6 +624,8 @@ void report_text(const Model *m, FILE *out)
             snprintf(a, sizeof a, "real[%lld]", (long long)tk->target_width);
         if (tk->loss == MTL_LOSS_HUBER)
             snprintf(b, sizeof b, "huber(delta = %g)", tidy(tk->huber_delta));
+        else if (tk->amnl_cap > 0)
+            snprintf(b, sizeof b, "mse(amnl = %g)", tidy(tk->amnl_cap));
         else
             snprintf(b, sizeof b, "%s", loss_name(tk->loss));
         snprintf(c, sizeof c, "%g", tidy(tk->weight));
@@ -577,6 +633,8 @@ void report_text(const Model *m, FILE *out)
         table_row(&tab, (const char *const[]){tk->name, a, b, c, e, tk->bind});
     }
     table_print(&tab, out);
+
+    balance_text(m, &t, out);
 
     fputs("\nTotals\n", out);
     char pct[32];
@@ -759,11 +817,25 @@ void report_json(const Model *m, FILE *out)
         cJSON_AddStringToObject(o, "loss", loss_name(tk->loss));
         if (tk->loss == MTL_LOSS_HUBER)
             cJSON_AddNumberToObject(o, "huber_delta", tidy(tk->huber_delta));
+        if (tk->amnl_cap > 0)
+            cJSON_AddNumberToObject(o, "amnl_cap", tidy(tk->amnl_cap));
         cJSON_AddNumberToObject(o, "weight", tidy(tk->weight));
         cJSON_AddNumberToObject(o, "out_width", (double)tk->out_width);
         cJSON_AddNumberToObject(o, "params", (double)task_reach(m, k));
         cJSON_AddStringToObject(o, "bind", tk->bind);
         cJSON_AddItemToArray(tasks, o);
+    }
+
+    {
+        char what[512], state[256];
+        balance_describe(m, &t, what, sizeof what, state, sizeof state);
+        cJSON *bo = cJSON_AddObjectToObject(root, "balance");
+        cJSON_AddStringToObject(bo, "method", balance_method(m));
+        cJSON *op = cJSON_AddObjectToObject(bo, "options");
+        for (int i = 0; i < m->balance.n_options; i++)
+            cJSON_AddNumberToObject(op, m->balance.option[i], m->balance.value[i]);
+        cJSON_AddStringToObject(bo, "measures", what);
+        cJSON_AddStringToObject(bo, "trains", state);
     }
 
     cJSON *fl = cJSON_AddObjectToObject(root, "flops");

@@ -62,6 +62,9 @@ void model_free(Model *m)
         return;
     free(m->name);
     free(m->input_name);
+    free(m->balance.method);
+    for (int i = 0; i < m->balance.n_options; i++)
+        free(m->balance.option[i]);
     for (int b = 0; b < m->n_blocks; b++) {
         free_layers(m->blocks[b].layers, m->blocks[b].n_layers);
         free(m->blocks[b].name);

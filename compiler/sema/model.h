@@ -126,6 +126,7 @@ typedef struct Task {
     int64_t num_classes;       /* class targets only */
     MtlLoss loss;
     float huber_delta;         /* MTL_LOSS_HUBER only, default 1.0 */
+    float amnl_cap;            /* MTL_LOSS_MSE only: AMNL per-sample weighting with this RUL cap, 0 = off */
     float weight;              /* from balance fixed(...); 1.0 when omitted */
     int block;                 /* its head block */
     int64_t out_width;         /* head output features per sample */
@@ -174,6 +175,18 @@ typedef struct TrainDefaults {
 /* Name, in the spec and the model table, of protocol setting i. */
 const char *train_protocol_key(int i);
 
+/* How task losses are combined (`balance METHOD(options)`). Methods other than fixed start every
+ * task at weight 1 and learn or measure the weights in the trainer (runtime/src/balance.c);
+ * only the options the spec gives are stored, the runtime holds the defaults. */
+enum { BALANCE_MAX_OPTIONS = 8 };
+
+typedef struct Balance {
+    char *method;      /* "fixed" (default), "gaba", "grace", "uncertainty", "gradnorm", "dwa", "pcgrad" */
+    int n_options;
+    char *option[BALANCE_MAX_OPTIONS];
+    double value[BALANCE_MAX_OPTIONS];
+} Balance;
+
 typedef struct Model {
     char *name;
     Span span;
@@ -191,6 +204,7 @@ typedef struct Model {
     int n_tasks;
     DataBinding data;
     TrainDefaults train;
+    Balance balance;
 } Model;
 
 /* Parses and checks a spec. Returns NULL (after reporting every error found) on failure. */

@@ -397,10 +397,36 @@ static void check_loss(Sema *s, Task *t, const Ast *loss)
     }
     t->loss = (MtlLoss)k;
     t->huber_delta = 1.0f;
-    const Ast *delta = NULL;
+    t->amnl_cap = 0.0f;
+    const Ast *delta = NULL, *amnl = NULL;
     for (int i = 0; i < call->n_kids; i++) {
         const Ast *arg = call->kids[i];
-        if (k == MTL_LOSS_HUBER && arg->name && !strcmp(arg->name, "delta")) {
+        if (arg->name && !strcmp(arg->name, "amnl")) {
+            /* AMNL's failure-biased weighting is defined on squared errors only; another loss
+             * would silently change what the book's method means, so it is refused by name. */
+            if (k != MTL_LOSS_MSE) {
+                diag_error(s->d, arg->name_span, "option 'amnl' applies to loss mse only, not %s",
+                           call->name);
+                continue;
+            }
+            if (amnl) {
+                diag_error(s->d, arg->name_span, "option 'amnl' of mse is given twice");
+                diag_note(s->d, amnl->span, "first given here");
+                continue;
+            }
+            amnl = arg;
+            double v;
+            /* sema_number already refuses what a float cannot hold (so the cap is finite) */
+            if (sema_number(s, arg->a, "amnl cap", &v)) {
+                if (!(v > 0))
+                    diag_error(s->d, arg->a->span, "amnl cap must be > 0 (the RUL cap, e.g. 125), got %s",
+                               arg->a->name);
+                else
+                    t->amnl_cap = (float)v;
+            }
+        } else if (k == MTL_LOSS_MSE) {
+            diag_error(s->d, arg->name ? arg->name_span : arg->span, "mse takes one option, amnl = R");
+        } else if (k == MTL_LOSS_HUBER && arg->name && !strcmp(arg->name, "delta")) {
             if (delta) {
                 diag_error(s->d, arg->name_span, "option 'delta' of huber is given twice");
                 diag_note(s->d, delta->span, "first given here");
@@ -480,6 +506,18 @@ static void check_task_shapes(Sema *s, int ti, const Ast *target, const Ast *los
                        call->name, t->name, (long long)t->num_classes);
             diag_note(s->d, target->a->span, "target '%s' declared here", t->name);
             return;
+        }
+        /* AMNL weights a sample by its own target (its remaining life); a vector target has no
+         * single value to weight by, so the option is limited to one value per sample. */
+        if (t->amnl_cap > 0 && t->target_width != 1) {
+            const Ast *opt = NULL;
+            for (int i = 0; i < call->n_kids && !opt; i++)
+                if (call->kids[i]->name && !strcmp(call->kids[i]->name, "amnl"))
+                    opt = call->kids[i];
+            diag_error(s->d, opt ? opt->name_span : call->name_span,
+                       "amnl weights each sample by its one target value, but '%s' is real[%lld]; use a real target of width 1",
+                       t->name, (long long)t->target_width);
+            diag_note(s->d, target->a->span, "target '%s' declared here", t->name);
         }
         if (t->out_width != t->target_width) {
             diag_error(s->d, head_error_span(s, t),
@@ -590,14 +628,140 @@ static void build_blocks(Sema *s)
 
 /* ---- balance ------------------------------------------------------------------------- */
 
+/* The balance methods and their options: name, range, integer or not (BOOK.md section 4). */
+typedef struct BalanceOption {
+    const char *name;
+    double lo, hi;
+    bool lo_open, integer;
+    const char *meaning;
+} BalanceOption;
+
+static const BalanceOption gaba_options[] = {
+    {"beta", 0, 1, false, false, "EMA factor of the task weights, in [0, 1)"},
+    {"floor", 0, 0.5, false, false, "smallest weight before renormalising, in [0, 1/K]"},
+    {"warmup", 0, 1e9, false, true, "steps with equal weights"},
+    {"every", 1, 1e6, false, true, "measure the per-task gradient norms every N steps"},
+    {NULL, 0, 0, false, false, NULL},
+};
+static const BalanceOption uncertainty_options[] = {
+    {"lr", 0, 1e3, true, false, "learning rate of the log-variances (AdamW group 'balance')"},
+    {"weight_decay", 0, 1e3, false, false, "weight decay of the log-variances"},
+    {NULL, 0, 0, false, false, NULL},
+};
+static const BalanceOption gradnorm_options[] = {
+    {"alpha", 0, 100, false, false, "asymmetry alpha"},
+    {"lr", 0, 1e3, true, false, "learning rate of the task weights (Adam)"},
+    {"every", 1, 1e6, false, true, "update the weights every N steps"},
+    {NULL, 0, 0, false, false, NULL},
+};
+static const BalanceOption dwa_options[] = {
+    {"temperature", 0, 1e6, true, false, "softmax temperature T"},
+    {NULL, 0, 0, false, false, NULL},
+};
+static const BalanceOption no_options[] = {{NULL, 0, 0, false, false, NULL}};
+
+static const struct {
+    const char *name;
+    const BalanceOption *options;
+} balance_methods[] = {
+    {"gaba", gaba_options},         {"grace", gaba_options}, {"uncertainty", uncertainty_options},
+    {"gradnorm", gradnorm_options}, {"dwa", dwa_options},    {"pcgrad", no_options},
+};
+
+/* `balance gaba(beta = 0.99, ...)` and the other learned / measured methods. */
+static void check_balance_method(Sema *s, const Ast *call, const BalanceOption *opts)
+{
+    Balance *b = &s->m->balance;
+    b->method = sema_strdup(call->name);
+    for (int i = 0; i < call->n_kids; i++) {
+        const Ast *arg = call->kids[i];
+        if (!arg->name) {
+            diag_error(s->d, arg->span, "options of balance %s are written NAME = VALUE", call->name);
+            continue;
+        }
+        int o = -1;
+        for (int q = 0; opts[q].name; q++)
+            if (!strcmp(opts[q].name, arg->name))
+                o = q;
+        if (o < 0) {
+            char known[160] = "";
+            size_t at = 0;
+            for (int q = 0; opts[q].name && at < sizeof known; q++)
+                at += (size_t)snprintf(known + at, sizeof known - at, "%s%s", q ? ", " : "", opts[q].name);
+            bool task = false;
+            for (int k = 0; k < s->m->n_tasks; k++)
+                task = task || !strcmp(s->m->tasks[k].name, arg->name);
+            if (task)
+                diag_error(s->d, arg->name_span, "balance %s learns the task weights; per-task weights "
+                           "are given only with 'fixed'", call->name);
+            else if (opts[0].name)
+                diag_error(s->d, arg->name_span, "unknown option '%s' of balance %s (known: %s)", arg->name,
+                           call->name, known);
+            else
+                diag_error(s->d, arg->name_span, "balance %s takes no options", call->name);
+            continue;
+        }
+        bool twice = false;
+        for (int q = 0; q < b->n_options; q++)
+            twice = twice || !strcmp(b->option[q], arg->name);
+        if (twice) {
+            diag_error(s->d, arg->name_span, "option '%s' is given twice", arg->name);
+            continue;
+        }
+        double x;
+        if (opts[o].integer) {
+            int64_t n;
+            if (!sema_int(s, arg->a, arg->name, &n))
+                continue;
+            x = (double)n;
+        } else if (!sema_number(s, arg->a, arg->name, &x)) {
+            continue;
+        }
+        bool below = opts[o].lo_open ? !(x > opts[o].lo) : !(x >= opts[o].lo);
+        bool above = !strcmp(arg->name, "beta") ? !(x < opts[o].hi) : !(x <= opts[o].hi);
+        if (!strcmp(arg->name, "floor") && s->m->n_tasks > 0 && x * s->m->n_tasks > 1.0)
+            above = true;
+        if (below || above) {
+            diag_error(s->d, arg->a->span, "%s of balance %s is out of range: %s (%s), got %s", arg->name,
+                       call->name, opts[o].meaning, opts[o].integer ? "an integer" : "a number", arg->a->name);
+            continue;
+        }
+        if (b->n_options < BALANCE_MAX_OPTIONS) {
+            b->option[b->n_options] = sema_strdup(arg->name);
+            b->value[b->n_options++] = x;
+        }
+    }
+    if (!strcmp(call->name, "grace")) {
+        /* GRACE = GABA's weights on AMNL's failure-biased regression loss (BOOK.md section 4) */
+        bool amnl = false;
+        for (int k = 0; k < s->m->n_tasks; k++)
+            amnl = amnl || s->m->tasks[k].amnl_cap > 0;
+        if (!amnl)
+            diag_error(s->d, call->name_span, "balance grace applies GABA's weights to AMNL's weighted "
+                       "MSE, but no task uses it: write the regression loss as `loss mse(amnl = 125)` "
+                       "(or use balance gaba)");
+    }
+    if (s->m->n_tasks > 16)
+        diag_error(s->d, call->name_span, "balance %s handles at most 16 tasks, the model has %d", call->name,
+                   s->m->n_tasks);
+    else if (s->m->n_tasks < 2 && strcmp(call->name, "uncertainty") != 0)
+        diag_warning(s->d, call->name_span, "balance %s with one task: its weight is always 1", call->name);
+}
+
 static void check_balance(Sema *s)
 {
     Model *m = s->m;
     if (!s->balance)
         return;
     const Ast *call = s->balance->a;
+    for (size_t i = 0; i < sizeof balance_methods / sizeof balance_methods[0]; i++)
+        if (!strcmp(call->name, balance_methods[i].name)) {
+            check_balance_method(s, call, balance_methods[i].options);
+            return;
+        }
     if (strcmp(call->name, "fixed") != 0) {
-        diag_error(s->d, call->name_span, "unknown balance method '%s' (supported today: fixed)", call->name);
+        diag_error(s->d, call->name_span, "unknown balance method '%s' (known: fixed, gaba, grace, "
+                                          "uncertainty, gradnorm, dwa, pcgrad)", call->name);
         return;
     }
     const Ast **given = calloc((size_t)(m->n_tasks ? m->n_tasks : 1), sizeof *given);

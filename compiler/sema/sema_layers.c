@@ -24,7 +24,7 @@
 
 #define MAX_LSTM_LAYERS 100 /* each adds 4 or 8 tensors; far beyond any useful depth */
 /* Parameter tensors in a model (a dense layer has 2, lstm(H, layers = 100, bidirectional = true)
- * 800): bounds the parameter table, and the checks that visit it once per group setting. */
+ * 800): bounds the parameter table, and the group checks that visit it once per selector. */
 #define MAX_TENSORS 65536
 
 #define LAYER_MAX_OPTS 5

@@ -146,6 +146,8 @@ void model_dump_typed(const Model *m, FILE *out)
         fprintf(out, " loss %s", loss_name(tk->loss));
         if (tk->loss == MTL_LOSS_HUBER)
             fprintf(out, "(delta = %g)", (double)tk->huber_delta);
+        if (tk->amnl_cap > 0)
+            fprintf(out, "(amnl = %g)", (double)tk->amnl_cap);
         fprintf(out, " weight %g out %lld bind %s\n", (double)tk->weight, (long long)tk->out_width, tk->bind);
     }
     const DataBinding *db = &m->data;
@@ -180,6 +182,12 @@ void model_dump_typed(const Model *m, FILE *out)
     if (db->rul_path)
         fprintf(out, " rul \"%s\"", db->rul_path);
     fputc('\n', out);
+    if (m->balance.method) {
+        fprintf(out, "balance %s", m->balance.method);
+        for (int i = 0; i < m->balance.n_options; i++)
+            fprintf(out, " %s %g", m->balance.option[i], m->balance.value[i]);
+        fputc('\n', out);
+    }
     fprintf(out, "train epochs %d batch %d seed %llu", m->train.epochs, m->train.batch,
             (unsigned long long)m->train.seed);
     if (m->train.lr > 0)

@@ -93,6 +93,10 @@ static void print_help(FILE *f, const MtlModelInfo *m, const char *cmd) {
                 "      --max-bad-steps N   stop after N non-finite steps in a row (default %lld)\n"
                 "      --seeds N|LIST      one run per seed into OUT/seed-S, then a mean +- std table\n"
                 "                          (OUT/summary.md, OUT/summary.json); N counts from --seed\n"
+                "      --diagnostics WHEN  each task's gradient norm on the shared parameters, their\n"
+                "                          ratio and cosine, the weights: 'epoch' (a summary in each\n"
+                "                          epoch line) or 'step' (also one log line per step); costs\n"
+                "                          one backward pass per task per step (default off)\n"
                 "\ncheckpoints and resuming:\n"
                 "      --save-every N      write OUT/state.safetensors every N epochs (default 1;\n"
                 "                          0: only at the end)\n"
@@ -161,7 +165,7 @@ typedef enum OptId {
     OPT_OUT, OPT_VALIDATION, OPT_NO_CAP, OPT_THREADS, OPT_QUIET, OPT_CHECKPOINT, OPT_JSON,
     OPT_INPUT, OPT_OUTPUT, OPT_WARMUP, OPT_WARMUP_START, OPT_PLATEAU_FACTOR, OPT_PLATEAU_PATIENCE,
     OPT_MIN_LR, OPT_CLIP, OPT_EMA, OPT_PATIENCE, OPT_SELECT, OPT_MAX_BAD_STEPS, OPT_SEEDS,
-    OPT_RESUME, OPT_SAVE_EVERY, OPT_SAVE_EVERY_STEPS,
+    OPT_RESUME, OPT_SAVE_EVERY, OPT_SAVE_EVERY_STEPS, OPT_DIAGNOSTICS,
 } OptId;
 
 typedef struct OptSpec {
@@ -187,6 +191,7 @@ static const OptSpec train_opts[] = {
     {"select", 0, true, OPT_SELECT},        {"max-bad-steps", 0, true, OPT_MAX_BAD_STEPS},
     {"seeds", 0, true, OPT_SEEDS},          {"resume", 'r', true, OPT_RESUME},
     {"save-every", 0, true, OPT_SAVE_EVERY}, {"save-every-steps", 0, true, OPT_SAVE_EVERY_STEPS},
+    {"diagnostics", 0, true, OPT_DIAGNOSTICS},
     {NULL, 0, false, 0},
 };
 
@@ -466,6 +471,12 @@ static int cmd_train(const MtlModelInfo *m, int argc, char **argv) {
         case OPT_RESUME: NONEMPTY("empty path for --resume"); o.resume = val; break;
         case OPT_SAVE_EVERY:
             if (!parse_i64(val, 0, &o.save_every)) BAD_NUMBER("--save-every (epochs, an integer >= 0)");
+            break;
+        case OPT_DIAGNOSTICS:
+            if (!strcmp(val, "off")) o.diagnostics = 0;
+            else if (!strcmp(val, "epoch")) o.diagnostics = 1;
+            else if (!strcmp(val, "step")) o.diagnostics = 2;
+            else BAD_NUMBER("--diagnostics (off, epoch or step)");
             break;
         case OPT_SAVE_EVERY_STEPS:
             if (!parse_i64(val, 1, &o.save_every_steps)) BAD_NUMBER("--save-every-steps (an integer >= 1)");

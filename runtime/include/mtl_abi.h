@@ -40,6 +40,7 @@
  *                 "frozen": false}, ... ],
  *   "tasks":   [ {"name": "rul", "target": "real", "target_size": 1, "classes": 0,
  *                 "loss": "mse", "huber_delta": 1.0, "weight": 0.5,
+ *                 "amnl_cap": 0,        (optional; > 0: mse weighted by AMNL with this RUL cap)
  *                 "out_width": 1, "output_offset": 96, "bind": "rul"}, ... ],
  *   "train":   {"epochs": 100, "batch": 256, "seed": 0, "lr": null},
  *   "data":    {"kind": "cmapss", "train": null, "test": null, "rul": null,

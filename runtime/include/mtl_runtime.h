@@ -32,6 +32,7 @@ typedef struct MtlTensorInfo {
     bool trainable;
     MtlInit init;
     float bound;           /* uniform init: U(-bound, bound) */
+    uint32_t task_mask;    /* bit k: task k's gradient reaches it ("tasks" in the table) */
 } MtlTensorInfo;
 
 /* Non-trainable state (batchnorm running statistics): saved in checkpoints under its name,
@@ -57,6 +58,8 @@ typedef struct MtlTaskInfo {
     int64_t target_size, classes;
     MtlLoss loss;
     float huber_delta, weight;
+    float amnl_cap;                   /* mse with AMNL weighting (RUL cap), 0 = off; the compiled
+                                         loss applies it, test metrics stay unweighted */
     int64_t out_width, output_offset; /* head output at acts + output_offset * batch */
     char *bind;                       /* cmapss: "rul" / "health"; csv: column name */
 } MtlTaskInfo;
@@ -76,6 +79,12 @@ typedef struct MtlModelInfo {
     MtlBufferInfo *buffers;  /* sorted by offset; may be empty */
     MtlGroupInfo *groups;
     MtlTaskInfo *tasks;
+    struct {
+        int method;          /* MtlBalanceMethod (mtl_balance.h); 0 = fixed */
+        int n_options;       /* the options the spec gave, e.g. beta, floor, every */
+        char *option[8];
+        double value[8];
+    } balance;
     struct {
         int64_t epochs, batch;
         uint64_t seed;
@@ -335,6 +344,7 @@ typedef struct MtlTrainOptions {
     const char *resume;              /* a state checkpoint (OUT/state.safetensors) to continue */
     int64_t save_every;              /* < 0: default 1 (every epoch); 0: only at the end */
     int64_t save_every_steps;        /* <= 0: off */
+    int diagnostics;                 /* per-task gradient diagnostics: 0 off, 1 per epoch, 2 per step */
 } MtlTrainOptions;
 
 /* What one training run ended with (for the seed sweep's table). */

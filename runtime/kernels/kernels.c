@@ -145,6 +145,35 @@ void mtk_mse_backward(float *restrict dpred, const float *restrict pred, const f
     }
 }
 
+/* The AMNL weight of a sample with target y: 1 + clip(1 - y / cap, 0, 1). The same formula as
+ * the runtime's mtl_amnl_weight (runtime/src/balance.c), kept here because kernels are
+ * self-contained bitcode. A NaN target fails both comparisons and keeps its NaN, so a damaged
+ * target shows in the loss instead of being clipped to a plausible weight. */
+static inline double mtk_amnl_weight(double y, double cap) {
+    double c = 1.0 - y / cap;
+    c = c < 0.0 ? 0.0 : c;
+    c = c > 1.0 ? 1.0 : c;
+    return 1.0 + c;
+}
+
+void mtk_mse_amnl_forward(float *loss, const float *restrict pred, const float *restrict t, float cap, int64_t B) {
+    double s = 0.0;
+    for (int64_t i = 0; i < B; i++) {
+        double d = (double)pred[i] - (double)t[i];
+        s += mtk_amnl_weight(t[i], cap) * d * d;
+    }
+    *loss = (float)(s / (double)B);
+}
+
+void mtk_mse_amnl_backward(float *restrict dpred, const float *restrict pred, const float *restrict t, float cap,
+                           float w, int64_t B, int accumulate) {
+    float c = 2.0f * w / (float)B;
+    for (int64_t i = 0; i < B; i++) {
+        float g = c * (float)mtk_amnl_weight(t[i], cap) * (pred[i] - t[i]);
+        dpred[i] = accumulate ? dpred[i] + g : g;
+    }
+}
+
 void mtk_mae_forward(float *loss, const float *restrict pred, const float *restrict t, int64_t B, int64_t N) {
     double s = 0.0;
     for (int64_t i = 0; i < B * N; i++) s += fabs((double)pred[i] - (double)t[i]);

@@ -63,6 +63,13 @@ void mtk_mse_forward(float *loss, const float *pred, const float *t, int64_t B, 
 /* dpred [B,N] = w · 2 (pred - t) / (B N) */
 void mtk_mse_backward(float *dpred, const float *pred, const float *t, float w, int64_t B, int64_t N,
                       int accumulate);
+/* AMNL's failure-biased MSE (`loss mse(amnl = R)`), one value per sample: pred, t [B].
+ * w_i = 1 + clip(1 - t_i / cap, 0, 1) in [1, 2] (2 at end of life, 1 from the cap up);
+ * loss = (1/B) Σ_i w_i (pred_i - t_i)^2, a plain mean over the batch, NOT divided by Σ w. */
+void mtk_mse_amnl_forward(float *loss, const float *pred, const float *t, float cap, int64_t B);
+/* dpred [B] = w · 2 w_i (pred_i - t_i) / B   (w the task weight, w_i the AMNL weight) */
+void mtk_mse_amnl_backward(float *dpred, const float *pred, const float *t, float cap, float w, int64_t B,
+                           int accumulate);
 /* loss = mean |pred - t| (PyTorch L1Loss; gradient sign(0) = 0) */
 void mtk_mae_forward(float *loss, const float *pred, const float *t, int64_t B, int64_t N);
 void mtk_mae_backward(float *dpred, const float *pred, const float *t, float w, int64_t B, int64_t N,

@@ -7,6 +7,7 @@
  * reason string for an internal error; there is no recovery and no user diagnostic here. Keys
  * this runtime does not know are ignored so the compiler can add information ahead of us.
  */
+#include "mtl_balance.h"
 #include "mtl_runtime.h"
 
 #include <cJSON.h>
@@ -236,13 +237,17 @@ static void parse_task(Ctx *c, const cJSON *j, int idx, MtlTaskInfo *t) {
     t->classes = need_int(c, j, "classes", where, 0);
     double hd = need_num(c, j, "huber_delta", where);
     double w = need_num(c, j, "weight", where);
+    /* optional: tables written before AMNL weighting existed have no "amnl_cap" (off) */
+    double amnl = cJSON_GetObjectItemCaseSensitive(j, "amnl_cap") ? need_num(c, j, "amnl_cap", where) : 0.0;
     t->out_width = need_int(c, j, "out_width", where, 1);
     t->output_offset = need_int(c, j, "output_offset", where, 0);
     t->bind = need_str(c, j, "bind", where);
     if (!c->failed) {
         t->huber_delta = (float)hd;
         t->weight = (float)w;
+        t->amnl_cap = (float)amnl;
         if (!isfinite(w)) FAIL(c, "%s: weight must be finite", where);
+        if (!(amnl >= 0 && isfinite(amnl))) FAIL(c, "%s: amnl_cap must be finite and >= 0", where);
         if (!strcmp(target, "real")) t->target = MTL_TARGET_REAL;
         else if (!strcmp(target, "class")) t->target = MTL_TARGET_CLASS;
         else FAIL(c, "%s: unknown target \"%s\"", where, target);
@@ -267,6 +272,9 @@ static void parse_task(Ctx *c, const cJSON *j, int idx, MtlTaskInfo *t) {
                 FAIL(c, "%s: out_width %lld != target_size %lld", where, (long long)t->out_width,
                      (long long)t->target_size);
         }
+        /* the same rules as the compiler's: AMNL weights an mse on one real value per sample */
+        if (t->amnl_cap > 0 && (t->loss != MTL_LOSS_MSE || t->target != MTL_TARGET_REAL || t->target_size != 1))
+            FAIL(c, "%s: amnl_cap applies to an mse task with one real target value", where);
     }
     free(target);
     free(loss);
@@ -569,6 +577,42 @@ int mtl_model_info_parse(const char *json, MtlModelInfo *m, char *err, size_t er
         i = 0;
         cJSON_ArrayForEach(it, arr) { parse_task(&c, it, i, &m->tasks[i]); i++; }
     }
+    /* which tasks reach each tensor (needs the task names) */
+    if (!c.failed && (arr = cJSON_GetObjectItemCaseSensitive(root, "tensors"))) {
+        i = 0;
+        cJSON_ArrayForEach(it, arr) {
+            const cJSON *tl = cJSON_GetObjectItemCaseSensitive(it, "tasks"), *x;
+            cJSON_ArrayForEach(x, tl) {
+                int k = cJSON_IsString(x) ? mtl_model_find_task(m, x->valuestring) : -1;
+                if (k < 0 || k >= 32) FAIL(&c, "tensor %d: \"tasks\" names an unknown task", i);
+                else m->tensors[i].task_mask |= 1u << k;
+            }
+            i++;
+        }
+    }
+    /* balance: absent means fixed (older tables) */
+    if (!c.failed && (it = cJSON_GetObjectItemCaseSensitive(root, "balance"))) {
+        const cJSON *mt = cJSON_GetObjectItemCaseSensitive(it, "method");
+        MtlBalanceMethod bm;
+        if (!cJSON_IsString(mt) || mtl_balance_method_parse(mt->valuestring, &bm) != 0) {
+            FAIL(&c, "balance: unknown method");
+        } else {
+            m->balance.method = (int)bm;
+            const cJSON *x;
+            cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(it, "options")) {
+                if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || m->balance.n_options >= 8) {
+                    FAIL(&c, "balance: bad option");
+                    break;
+                }
+                size_t n = strlen(x->string) + 1;
+                char *name = malloc(n);
+                if (!name) abort();
+                memcpy(name, x->string, n);
+                m->balance.option[m->balance.n_options] = name;
+                m->balance.value[m->balance.n_options++] = x->valuedouble;
+            }
+        }
+    }
     if ((it = need(&c, root, "train", "table"))) parse_train(&c, it, m);
     if ((it = need(&c, root, "data", "table"))) parse_data(&c, it, m);
     if (!c.failed) validate(&c, m);
@@ -588,6 +632,8 @@ static void free_list(char **l, int n) {
 }
 
 void mtl_model_info_free(MtlModelInfo *m) {
+    for (int i = 0; i < m->balance.n_options; i++) free(m->balance.option[i]);
+    m->balance.n_options = 0;
     free(m->name);
     free(m->input_name);
     if (m->tensors)

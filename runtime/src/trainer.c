@@ -12,6 +12,7 @@
  * renamed to OUT/log.jsonl, so the log beside a checkpoint always describes it. Checkpoints
  * carry fingerprints of the model (see model_fingerprint) and eval/predict refuse others'.
  */
+#include "mtl_balance_step.h"
 #include "mtl_data.h"
 #include "mtl_metrics.h"
 #include "mtl_runtime.h"
@@ -398,7 +399,7 @@ static void meta_set_u64(MtlMeta *meta, const char *key, uint64_t v) {
  * Two fingerprints are stored in its metadata:
  *   model_fingerprint  FNV-1a 64 of the model info table without its training-only settings
  *                      (the train table; the data paths, validation fraction and window stride;
- *                      optimizer hyper-parameters; task weights and huber_delta; initialisation):
+ *                      optimizer hyper-parameters; task weights, huber_delta, amnl_cap; initialisation):
  *                      names, shapes, tasks, features, window, rul_cap, thresholds, ... must match
  *                      exactly;
  *   model_probe        the head outputs of the compiled network at fixed seeded parameters on
@@ -430,7 +431,7 @@ static void model_fingerprint(const MtlModelInfo *m, char *buf, size_t n) {
     static const char *const top[] = {"train", NULL};
     static const char *const data[] = {"train", "test", "rul", "validation", "window_stride", NULL};
     static const char *const group[] = {"lr", "weight_decay", "betas", "eps", NULL};
-    static const char *const task[] = {"weight", "huber_delta", NULL};
+    static const char *const task[] = {"weight", "huber_delta", "amnl_cap", NULL};
     static const char *const tensor[] = {"init", "bound", NULL};
     delete_keys(root, top);
     cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "data");
@@ -784,6 +785,13 @@ typedef struct Run {
     const char *train_path, *test_path, *rul_path; /* as given (saved for --resume) */
     bool cap_test_rul;
     int64_t saved_epoch;          /* epoch of the last state checkpoint, -1 if none */
+    MtlBalanceRun bal;            /* how task losses are combined (balance_step.c) */
+    bool bal_ready;
+    int diagnostics;              /* 0 off, 1 per epoch, 2 per step (and per epoch) */
+    double *ratios;               /* this epoch's measured norm ratios task 0 / task 1 */
+    int64_t n_ratios, ratio_cap;
+    double norm_sum[MTL_BALANCE_MAX_TASKS], cosine_sum;
+    int64_t n_measured;
     int64_t test_best_epoch;      /* this process's epochs only (not restored by --resume) */
     double test_best_rmse, test_best_nasa;
 } Run;
@@ -836,6 +844,17 @@ static int save_state(Run *r) {
     mtl_meta_set(&meta, "data_test", r->test_path ? r->test_path : "");
     mtl_meta_set(&meta, "data_rul", r->rul_path ? r->rul_path : "");
     mtl_meta_set(&meta, "cap_test_rul", r->cap_test_rul ? "true" : "false");
+    {
+        int nbs = mtl_balance_state_size(&r->bal);
+        double *bs = xcalloc((size_t)nbs, sizeof *bs);
+        mtl_balance_state_get(&r->bal, bs);
+        cJSON *a = cJSON_CreateDoubleArray(bs, nbs);
+        char *t = cJSON_PrintUnformatted(a);
+        cJSON_Delete(a);
+        free(bs);
+        mtl_meta_set(&meta, "balance_state", t ? t : "[]");
+        free(t);
+    }
     MtlTensorCopy copies[2];
     int nc = 0;
     if (r->use_ema)
@@ -907,8 +926,90 @@ static double selection_score(const Metrics *x) {
     return NAN;
 }
 
-static char *epoch_line2(Run *r, int64_t e, const float *lrs, const Metrics *vm, bool have_val,
-                         const Metrics *tm, bool have_tm, double score, double t) {
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The q-quantile of sorted v[0..n) by linear interpolation (numpy's default). */
+static double quantile(const double *v, int64_t n, double q) {
+    if (n == 0) return NAN;
+    double pos = q * (double)(n - 1);
+    int64_t i = (int64_t)pos;
+    if (i + 1 >= n) return v[n - 1];
+    return v[i] + (pos - (double)i) * (v[i + 1] - v[i]);
+}
+
+/* One measured step's per-task gradient diagnostics: kept for the epoch summary and, with
+ * --diagnostics step, written as one log line. */
+static int note_diagnostics(Run *r, int64_t e) {
+    const MtlModelInfo *m = r->m;
+    const MtlBalanceRun *b = &r->bal;
+    double ratio = m->n_tasks >= 2 && b->norm[1] > 0 ? b->norm[0] / b->norm[1] : NAN;
+    if (r->n_ratios == r->ratio_cap) {
+        r->ratio_cap = r->ratio_cap ? 2 * r->ratio_cap : 256;
+        double *nr = realloc(r->ratios, (size_t)r->ratio_cap * sizeof *nr);
+        if (!nr) {
+            fprintf(stderr, "trainer: error: out of memory\n");
+            exit(1);
+        }
+        r->ratios = nr;
+    }
+    if (isfinite(ratio)) r->ratios[r->n_ratios++] = ratio;
+    for (int k = 0; k < m->n_tasks && k < MTL_BALANCE_MAX_TASKS; k++) r->norm_sum[k] += b->norm[k];
+    if (isfinite(b->cosine)) r->cosine_sum += b->cosine;
+    r->n_measured++;
+    if (r->diagnostics < 2) return 0;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "diag_step", (double)r->p.step);
+    cJSON_AddNumberToObject(o, "epoch", (double)e);
+    cJSON *nm = cJSON_AddObjectToObject(o, "grad_norm_shared");
+    for (int k = 0; k < m->n_tasks; k++) add_num(nm, m->tasks[k].name, b->norm[k]);
+    add_num(o, "ratio", ratio);
+    add_num(o, "cosine", b->cosine);
+    cJSON *w = cJSON_AddObjectToObject(o, "weight");
+    for (int k = 0; k < m->n_tasks; k++) add_float(w, m->tasks[k].name, b->weights[k]);
+    cJSON *lo = cJSON_AddObjectToObject(o, "loss");
+    for (int k = 0; k < m->n_tasks; k++) add_num(lo, m->tasks[k].name, r->b.losses[k]);
+    char *line = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    char err[MTL_ERR_SIZE];
+    int rc = mtl_log_write(&r->log, line, NULL, err, sizeof err);
+    free(line);
+    if (rc != 0) fprintf(stderr, "%s\n", err);
+    return rc;
+}
+
+/* The epoch's summary of the measured steps (and a reset for the next epoch). */
+static cJSON *diagnostics_json(Run *r) {
+    const MtlModelInfo *m = r->m;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "method", mtl_balance_method_name(r->bal.method));
+    cJSON_AddNumberToObject(o, "measured_steps", (double)r->n_measured);
+    cJSON *nm = cJSON_AddObjectToObject(o, "grad_norm_shared_mean");
+    for (int k = 0; k < m->n_tasks && k < MTL_BALANCE_MAX_TASKS; k++)
+        add_num(nm, m->tasks[k].name, r->n_measured ? r->norm_sum[k] / (double)r->n_measured : NAN);
+    qsort(r->ratios, (size_t)r->n_ratios, sizeof *r->ratios, cmp_double);
+    if (m->n_tasks >= 2) {
+        char key[300];
+        snprintf(key, sizeof key, "%s/%s", m->tasks[0].name, m->tasks[1].name);
+        cJSON_AddStringToObject(o, "ratio_of", key);
+    }
+    add_num(o, "ratio_q1", quantile(r->ratios, r->n_ratios, 0.25));
+    add_num(o, "ratio_median", quantile(r->ratios, r->n_ratios, 0.5));
+    add_num(o, "ratio_q3", quantile(r->ratios, r->n_ratios, 0.75));
+    add_num(o, "ratio_max", r->n_ratios ? r->ratios[r->n_ratios - 1] : NAN);
+    add_num(o, "cosine_mean", r->n_measured ? r->cosine_sum / (double)r->n_measured : NAN);
+    r->n_ratios = 0;
+    r->n_measured = 0;
+    r->cosine_sum = 0;
+    memset(r->norm_sum, 0, sizeof r->norm_sum);
+    return o;
+}
+
+static char *epoch_line2(Run *r, int64_t e, const float *lrs, const float *weights,
+                         const Metrics *vm, bool have_val, const Metrics *tm, bool have_tm,
+                         double score, double t) {
     const MtlModelInfo *m = r->m;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "epoch", (double)e);
@@ -918,7 +1019,12 @@ static char *epoch_line2(Run *r, int64_t e, const float *lrs, const Metrics *vm,
     cJSON *lo = cJSON_AddObjectToObject(o, "loss");
     for (int k = 0; k < m->n_tasks; k++) add_num(lo, m->tasks[k].name, r->loss_mean[k]);
     cJSON *w = cJSON_AddObjectToObject(o, "weight");
-    for (int k = 0; k < m->n_tasks; k++) add_float(w, m->tasks[k].name, m->tasks[k].weight);
+    for (int k = 0; k < m->n_tasks; k++) add_float(w, m->tasks[k].name, weights[k]);
+    if (r->bal.method == MTL_BALANCE_UNCERTAINTY) {
+        cJSON *lv = cJSON_AddObjectToObject(o, "log_var");
+        for (int k = 0; k < m->n_tasks; k++) add_float(lv, m->tasks[k].name, r->bal.log_var[k]);
+    }
+    if (r->diagnostics > 0) cJSON_AddItemToObject(o, "balance", diagnostics_json(r));
     add_num(o, "grad_norm", r->p.norm_count ? r->p.norm_sum / (double)r->p.norm_count : NAN);
     cJSON_AddNumberToObject(o, "clipped_steps", (double)r->p.clipped);
     cJSON_AddNumberToObject(o, "skipped_steps", (double)r->p.skipped);
@@ -1045,6 +1151,8 @@ static void run_free(Run *r) {
         if (mtl_log_close(&r->log, err, sizeof err) != 0) fprintf(stderr, "%s\n", err);
     }
     train_progress_free(&r->p);
+    if (r->bal_ready) mtl_balance_run_free(&r->bal);
+    free(r->ratios);
     free(r->perm);
     free(r->loss_mean);
     mtl_adamw_free(&r->opt);
@@ -1175,6 +1283,17 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
                 INT32_MAX, (long long)(INT32_MAX / time_steps(m)));
         goto done;
     }
+    /* the compiler's limit on one training step (activations, their gradients and kernel
+     * scratch: 2^31 - 1 floats) holds for the spec's batch; a larger --batch is refused here
+     * rather than by an out-of-memory kill halfway through the first epoch */
+    if (m->acts_per_sample > 0 && batch > (INT32_MAX - m->acts_fixed) / m->acts_per_sample) {
+        int64_t most = (INT32_MAX - m->acts_fixed) / m->acts_per_sample;
+        fprintf(stderr, "trainer: error: batch %lld needs %lld floats of activations per step "
+                        "(%lld per sample), more than the limit of %d (8 GiB); use --batch %lld or "
+                        "less\n", (long long)batch, (long long)(m->acts_per_sample * batch + m->acts_fixed),
+                (long long)m->acts_per_sample, INT32_MAX, (long long)(most > 0 ? most : 1));
+        goto done;
+    }
     if (r->p.epoch_step * batch >= r->train.n && r->p.epoch_step > 0) {
         fprintf(stderr, "%s: error: the saved position (step %lld of the epoch) is beyond the "
                         "data's %lld samples\n", o->resume, (long long)r->p.epoch_step,
@@ -1206,6 +1325,33 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
     r->loss_mean = xcalloc((size_t)m->n_tasks, sizeof *r->loss_mean);
     if (set->has_lr)
         for (int g = 0; g < r->opt.n_groups; g++) r->opt.groups[g].lr = set->lr;
+    r->diagnostics = o->diagnostics;
+    if (mtl_balance_run_init(&r->bal, m, r->diagnostics > 0, set->seed, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        goto done;
+    }
+    r->bal_ready = true;
+    if (o->resume) {
+        const char *bsj = mtl_meta_get(&resume_meta, "balance_state");
+        cJSON *a = cJSON_Parse(bsj ? bsj : "");
+        int nbs = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : -1;
+        double *bs = xcalloc((size_t)(nbs > 0 ? nbs : 1), sizeof *bs);
+        int i = 0;
+        const cJSON *x;
+        bool ok = nbs >= 0;
+        cJSON_ArrayForEach(x, a) {
+            if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble)) ok = false;
+            else bs[i++] = x->valuedouble;
+        }
+        cJSON_Delete(a);
+        int st = ok ? mtl_balance_state_set(&r->bal, bs, nbs, err, sizeof err) : -1;
+        free(bs);
+        if (st != 0) {
+            fprintf(stderr, "%s: error: metadata balance_state: %s (a damaged checkpoint?)\n", o->resume,
+                    ok ? err : "missing or not an array of finite numbers");
+            goto done;
+        }
+    }
     if (o->resume) {
         MtlTensorCopy copies[2] = {
             {.prefix = EMA_PREFIX, .params = r->ema_p.avg, .buffers = nb ? r->ema_s.avg : NULL},
@@ -1309,8 +1455,7 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
             if (nb) memcpy(r->state_backup, r->b.state, (size_t)nb * sizeof(float));
             MtlStep s = make_step(&r->b, bs, true,
                                   mtl_seed_derive(set->seed, MTL_STREAM_DROPOUT, (uint64_t)r->p.step));
-            mtl_model_forward(&s);
-            mtl_model_backward(&s);
+            int measured = mtl_balance_step(&r->bal, &s, mtl_model_forward, mtl_model_backward, r->p.step);
             int bad_task = -1;
             for (int k = 0; k < m->n_tasks && bad_task < 0; k++)
                 if (!isfinite(r->b.losses[k])) bad_task = k;
@@ -1355,6 +1500,10 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
             } else {
                 r->p.bad_in_row = 0;
                 mtl_adamw_step(&r->opt, r->b.params, r->b.grads);
+                mtl_balance_after_step(&r->bal, r->b.losses);
+                if (measured && r->diagnostics > 0) {
+                    if (note_diagnostics(r, e) != 0) goto done_lrs;
+                }
                 if (r->use_ema) {
                     mtl_ema_update(&r->ema_p, r->b.params);
                     if (nb) mtl_ema_update(&r->ema_s, r->b.state);
@@ -1396,6 +1545,9 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
         /* end of the epoch: evaluate, select, schedule, log, save */
         for (int k = 0; k < m->n_tasks; k++)
             r->loss_mean[k] = r->p.epoch_samples ? r->p.loss_sum[k] / (double)r->p.epoch_samples : NAN;
+        float used_w[MTL_BALANCE_MAX_TASKS];
+        memcpy(used_w, r->bal.weights, sizeof used_w);
+        mtl_balance_end_epoch(&r->bal, r->loss_mean);
         r->p.epoch = e;
         r->p.epoch_step = 0;
         eval_weights(r);
@@ -1419,7 +1571,7 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
         if (r->have_selection && pr->plateau_factor < 1)
             mtl_plateau_step(&r->p.plateau, score, pr->plateau_factor, pr->plateau_patience,
                              pr->min_lr, r->p.plateau_lr, m->n_groups);
-        char *line = epoch_line2(r, e, lrs, &vm, have_val, &sm, have_sm, score, mtl_now() - t0);
+        char *line = epoch_line2(r, e, lrs, used_w, &vm, have_val, &sm, have_sm, score, mtl_now() - t0);
         metrics_free(&vm);
         metrics_free(&sm);
         int wr = mtl_log_write(&r->log, line, r->echo, err, sizeof err);

@@ -79,6 +79,8 @@ typedef void (*LossFwd)(float *loss, float *pred, const float *t, int64_t B, int
 static void mse_f(float *l, float *p, const float *t, int64_t B, int64_t N, float d) { (void)d; mtk_mse_forward(l, p, t, B, N); }
 static void mae_f(float *l, float *p, const float *t, int64_t B, int64_t N, float d) { (void)d; mtk_mae_forward(l, p, t, B, N); }
 static void hub_f(float *l, float *p, const float *t, int64_t B, int64_t N, float d) { mtk_huber_forward(l, p, t, d, B, N); }
+/* amnl has one value per sample: N is 1 and the `delta` slot carries the RUL cap */
+static void amnl_f(float *l, float *p, const float *t, int64_t B, int64_t N, float cap) { (void)N; mtk_mse_amnl_forward(l, p, t, cap, B); }
 static void ce_f(float *l, float *p, const float *t, int64_t B, int64_t N, float d) { (void)d; mtk_cross_entropy_forward(l, p, t, B, N); }
 
 static void check_loss_grad(LossFwd f, const float *dpred, float *pred, const float *t, int64_t B, int64_t N, float delta,
@@ -124,6 +126,50 @@ static void test_regression_losses(void **state) {
     float acc[4] = {1, 1, 1, 1};
     mtk_mse_backward(acc, pred, t, 1.0f, 4, 1, 1);
     assert_float_equal(acc[0], 1.0f + 2 * 1.0f / 4, 1e-7);
+}
+
+/* AMNL's weighted MSE (`loss mse(amnl = 125)`), B = 4, R = 125.
+ *   targets      0     62.5   125    200
+ *   weights      2     1.5    1      1      (1 + clip(1 - y/125, 0, 1): 1 - 200/125 = -0.6 → 0)
+ *   predictions  6     58.5   128    195
+ *   errors p-y   6     -4     3      -5
+ *   w e²         72    24     9      25     sum 130
+ * loss = 130 / 4 = 32.5 (a plain mean over the batch: not 130 / Σw = 130 / 5.5)
+ * dL/dp_i = 2 w_i e_i / B = 2·2·6/4 = 6, 2·1.5·(-4)/4 = -3, 2·1·3/4 = 1.5, 2·1·(-5)/4 = -2.5,
+ * times the task weight (0.5 below: 3, -1.5, 0.75, -1.25). */
+static void test_mse_amnl(void **state) {
+    (void)state;
+    float t[] = {0.0f, 62.5f, 125.0f, 200.0f}, pred[] = {6.0f, 58.5f, 128.0f, 195.0f}, loss, d[4];
+    mtk_mse_amnl_forward(&loss, pred, t, 125.0f, 4);
+    assert_float_equal(loss, 32.5f, 1e-6);
+    mtk_mse_amnl_backward(d, pred, t, 125.0f, 1.0f, 4, 0);
+    assert_float_equal(d[0], 6.0f, 1e-6);
+    assert_float_equal(d[1], -3.0f, 1e-6);
+    assert_float_equal(d[2], 1.5f, 1e-6);
+    assert_float_equal(d[3], -2.5f, 1e-6);
+    mtk_mse_amnl_backward(d, pred, t, 125.0f, 0.5f, 4, 0);
+    assert_float_equal(d[0], 3.0f, 1e-6);
+    assert_float_equal(d[1], -1.5f, 1e-6);
+    assert_float_equal(d[2], 0.75f, 1e-6);
+    assert_float_equal(d[3], -1.25f, 1e-6);
+    /* accumulate adds to what is there */
+    float acc[4] = {1, 1, 1, 1};
+    mtk_mse_amnl_backward(acc, pred, t, 125.0f, 1.0f, 4, 1);
+    assert_float_equal(acc[1], 1.0f - 3.0f, 1e-6);
+    /* the weight is a constant of the target: central differences in the prediction agree
+     * (small values, cap 2, so that float steps of h are exact enough; weights 2, 1.75, 1.25, 1) */
+    float ts[] = {-0.5f, 0.5f, 1.5f, 3.0f}, ps[] = {0.3f, -0.2f, 2.0f, 2.5f};
+    mtk_mse_amnl_backward(d, ps, ts, 2.0f, 0.5f, 4, 0);
+    check_loss_grad(amnl_f, d, ps, ts, 4, 1, 2.0f, 0.5f);
+    /* a target above the cap (weight 1) and a target at 0 (weight 2) bound the plain mse: with
+     * every target >= R it IS plain mse, with every target <= 0 it is twice plain mse */
+    float hi[] = {130.0f, 200.0f}, lo[] = {0.0f, -3.0f}, p2[] = {120.0f, 210.0f}, m;
+    mtk_mse_amnl_forward(&loss, p2, hi, 125.0f, 2);
+    mtk_mse_forward(&m, p2, hi, 2, 1);
+    assert_float_equal(loss, m, 1e-6);
+    mtk_mse_amnl_forward(&loss, p2, lo, 125.0f, 2);
+    mtk_mse_forward(&m, p2, lo, 2, 1);
+    assert_float_equal(loss, 2 * m, 1e-3);
 }
 
 static void test_cross_entropy(void **state) {
@@ -181,6 +227,7 @@ int main(void) {
         cmocka_unit_test(test_activation_values_and_derivatives),
         cmocka_unit_test(test_bias_act_pair),
         cmocka_unit_test(test_regression_losses),
+        cmocka_unit_test(test_mse_amnl),
         cmocka_unit_test(test_cross_entropy),
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_standalone_act_and_bias_backward),

@@ -22,4 +22,18 @@ for k in ('shared.0.bias', 'rul.head.0.weight', 'rul.head.0.bias', 'health.head.
 PY
 "$WORK/trainer" eval --checkpoint "$WORK/run/model.safetensors" --json >"$WORK/eval.json" || fail "eval failed"
 for k in rmse nasa accuracy macro_f1 engines; do json_get "$WORK/eval.json" $k >/dev/null || fail "eval --json lacks $k"; done
+# AMNL's weighted mse (loss mse(amnl = 125)) trains too: the RUL training loss falls over 3
+# epochs and the test metrics are still reported (plain RMSE / NASA, not weighted).
+"$MTLC" "$SRC/tests/front/specs/loss_amnl.mtl" -o "$WORK/trainer_amnl"
+"$WORK/trainer_amnl" train --epochs 3 --out "$WORK/run_amnl" >"$WORK/amnl.out" 2>"$WORK/amnl.err" || { cat "$WORK/amnl.err"; fail "amnl train failed"; }
+python3 - "$WORK/run_amnl/log.jsonl" <<'PY' || fail "amnl training did not reduce the RUL loss"
+import json, math, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{')]
+ep = [l for l in lines if 'epoch' in l]
+assert len(ep) == 3, ep
+first, last = ep[0]['loss']['rul'], ep[-1]['loss']['rul']
+assert math.isfinite(last) and last < first, (first, last)
+test = [l['test'] for l in lines if 'test' in l][-1]
+assert math.isfinite(test['rmse']) and math.isfinite(test['nasa']), test
+PY
 echo "synthetic main job ok: test rmse $(json_get "$WORK/eval.json" rmse)"

@@ -429,6 +429,46 @@ static void test_report_scratch(void **state)
     diags_free(&d);
 }
 
+/* The size check counts what the report's memory estimate counts: report_step_floats is
+ * (mem_acts + mem_scratch) / 4 at the same batch, and finds where the running total passes a
+ * limit. Just below the limits a model loads; one float or parameter more is refused. */
+static void test_size_limits(void **state)
+{
+    (void)state;
+    Diags d;
+    diags_init(&d, stderr);
+    Model *m = model_load(&d, MTLC_EXAMPLES_DIR "/dual_task.mtl");
+    assert_non_null(m);
+    ReportTotals t;
+    report_totals(m, &t);
+    int b, l;
+    int64_t floats = report_step_floats(m, m->train.batch, INT64_MAX, &b, &l);
+    assert_int_equal(4 * floats, t.mem_acts + t.mem_scratch);
+    assert_int_equal(b, -2); /* never past INT64_MAX */
+    report_step_floats(m, m->train.batch, 0, &b, &l);
+    assert_int_equal(b, -1); /* the input alone is more than 0 floats */
+    report_step_floats(m, m->train.batch, floats - 1, &b, &l);
+    assert_int_equal(b, m->n_blocks - 1); /* the last layer of the last head takes it over */
+    assert_int_equal(l, m->blocks[b].n_layers - 1);
+    model_free(m);
+    diags_free(&d);
+
+    /* dense(1000000) on [17]: 18,000,000 parameters; then dense(N): 1,000,001 N; the head
+     * N + 1. N = 2129 is 2,147,004,259 <= 2^31 - 1 and loads; N = 2130 is 2,148,004,261, over. */
+    m = load(&d, "model M { input x : [17] target rul : real trunk { dense(1000000) dense(2129) } "
+                 "task rul { head { dense(1) } loss mse } train { batch = 1 } }");
+    assert_non_null(m);
+    report_totals(m, &t);
+    assert_int_equal(t.total, 2147004259);
+    model_free(m);
+    diags_free(&d);
+    m = load(&d, "model M { input x : [17] target rul : real trunk { dense(1000000) dense(2130) } "
+                 "task rul { head { dense(1) } loss mse } train { batch = 1 } }");
+    assert_null(m);
+    assert_int_equal(d.n_errors, 1);
+    diags_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -439,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_dual_task_small),
         cmocka_unit_test(test_sequence_defaults),
         cmocka_unit_test(test_report_scratch),
+        cmocka_unit_test(test_size_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -165,6 +165,17 @@ static void test_good_variants(void **state) {
     assert_int_equal(m.n_buffer_floats, 4);
     mtl_model_info_free(&m);
     free(s2);
+
+    /* amnl_cap is optional: absent (as in the fixture) means off; given, it reaches MtlTaskInfo */
+    if (mtl_model_info_parse(good, &m, err, sizeof err)) fail_msg("%s", err);
+    assert_true(m.tasks[0].amnl_cap == 0.0f && m.tasks[1].amnl_cap == 0.0f);
+    mtl_model_info_free(&m);
+    char *s3 = edit("\"huber_delta\": 1.0, \"weight\": 0.5, \"out_width\": 1",
+                    "\"huber_delta\": 1.0, \"weight\": 0.5, \"amnl_cap\": 125, \"out_width\": 1");
+    if (mtl_model_info_parse(s3, &m, err, sizeof err)) fail_msg("%s", err);
+    assert_true(m.tasks[0].amnl_cap == 125.0f && m.tasks[1].amnl_cap == 0.0f);
+    mtl_model_info_free(&m);
+    free(s3);
 }
 
 typedef struct Broken {
@@ -211,6 +222,15 @@ static const Broken broken[] = {
     {"\"window_stride\": 1", "\"window_stride\": 1.5", "\"window_stride\" must be an integer >= 1"},
     {"\"window\": 1,", "\"window\": 2,",
      "window 2 needs an input of shape [2, F], input \"x\" has shape [3]"},
+    /* AMNL weighting: a finite cap >= 0, and only on mse over one real value per sample */
+    {"\"weight\": 0.5, \"out_width\": 1", "\"weight\": 0.5, \"amnl_cap\": -1, \"out_width\": 1",
+     "task \"rul\": amnl_cap must be finite and >= 0"},
+    {"\"weight\": 0.5, \"out_width\": 1", "\"weight\": 0.5, \"amnl_cap\": \"125\", \"out_width\": 1",
+     "task \"rul\": \"amnl_cap\" must be a number"},
+    {"\"loss\": \"mse\"", "\"loss\": \"mae\", \"amnl_cap\": 125",
+     "task \"rul\": amnl_cap applies to an mse task with one real target value"},
+    {"\"weight\": 0.5, \"out_width\": 3", "\"weight\": 0.5, \"amnl_cap\": 125, \"out_width\": 3",
+     "task \"health\": amnl_cap applies to an mse task with one real target value"},
 };
 
 static void test_broken(void **state) {
