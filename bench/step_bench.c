@@ -2,11 +2,18 @@
  * compiled with `mtlc SPEC --shared -o MODEL.so`, on seeded random inputs and targets.
  *
  *   step_bench MODEL.so [--batch 256] [--steps N] [--repeats R] [--infer]
+ *              [--balance METHOD [--every N]]
+ *
+ * --balance gaba (or any method of mtl_balance.h) times the step the trainer takes with that
+ * method: one forward pass, one backward pass per task when the per-task gradients are measured
+ * (every N-th step), the method's weights and the combined gradient (runtime/src/balance_step.c),
+ * then AdamW. Without it the step is one forward and one backward pass of the fixed-weight loss.
  *
  * Prints one JSON object: the per-step milliseconds of each repeat and their median. The work
  * per step is exactly what the trainer does per batch, minus data gathering.
  */
 #include "mtl_abi.h"
+#include "mtl_balance_step.h"
 #include "mtl_runtime.h"
 
 #include <dlfcn.h>
@@ -35,15 +42,23 @@ int main(int argc, char **argv) {
     }
     int64_t B = 256;
     int steps = 50, repeats = 7, infer = 0;
+    const char *balance = NULL;
+    double every = 1;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--infer")) infer = 1;
+        else if (!strcmp(argv[i], "--balance") && i + 1 < argc) balance = argv[++i];
+        else if (!strcmp(argv[i], "--every") && i + 1 < argc) every = atof(argv[++i]);
         else {
             fprintf(stderr, "step_bench: unknown argument %s\n", argv[i]);
             return 2;
         }
+    }
+    if (repeats < 1 || repeats > 1000 || steps < 1 || B < 1 || every < 1) {
+        fprintf(stderr, "step_bench: --repeats 1..1000, --steps, --batch and --every >= 1\n");
+        return 2;
     }
     void *so = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
     if (!so) {
@@ -81,11 +96,33 @@ int main(int argc, char **argv) {
     MtlStep s = {.batch = B, .training = !infer, .seed = 3, .params = params, .grads = grads, .acts = acts,
                  .input = input, .targets = (const float *const *)targets, .losses = losses, .task_weights = weights,
                  .buffers = buffers};
+    MtlBalanceRun bal;
+    if (balance) {
+        MtlBalanceMethod bm;
+        if (mtl_balance_method_parse(balance, &bm) != 0) {
+            fprintf(stderr, "step_bench: unknown balance method %s\n", balance);
+            return 2;
+        }
+        m.balance.method = (int)bm;
+        m.balance.n_options = 1;
+        m.balance.option[0] = strdup("every");
+        m.balance.value[0] = every;
+        if (mtl_balance_run_init(&bal, &m, false, 1, err, sizeof err) != 0) {
+            fprintf(stderr, "step_bench: %s\n", err);
+            return 2;
+        }
+    }
+    int64_t step_no = 0;
     double *ms = calloc((size_t)repeats, sizeof(double));
     for (int r = -1; r < repeats; r++) { /* r = -1 warms up caches, BLAS threads and page tables */
         double t0 = now_ms();
         for (int i = 0; i < steps; i++) {
             s.seed = (uint64_t)(r + 2) * 100003u + (uint64_t)i;
+            if (balance) {
+                mtl_balance_step(&bal, &s, fwd, bwd, ++step_no);
+                mtl_adamw_step(&opt, params, grads);
+                continue;
+            }
             fwd(&s);
             if (!infer) {
                 bwd(&s);
@@ -97,8 +134,11 @@ int main(int argc, char **argv) {
     double *sorted = malloc(sizeof(double) * (size_t)repeats);
     memcpy(sorted, ms, sizeof(double) * (size_t)repeats);
     qsort(sorted, (size_t)repeats, sizeof(double), cmp_double);
+    char mode[64];
+    if (balance) snprintf(mode, sizeof mode, "train_step_%s_every_%g", balance, every);
+    else snprintf(mode, sizeof mode, "%s", infer ? "inference" : "train_step");
     printf("{\"model\":\"%s\",\"batch\":%lld,\"mode\":\"%s\",\"median_ms\":%.4f,\"ms\":[", m.name, (long long)B,
-           infer ? "inference" : "train_step", sorted[repeats / 2]);
+           mode, sorted[repeats / 2]);
     for (int r = 0; r < repeats; r++) printf("%s%.4f", r ? "," : "", ms[r]);
     printf("]}\n");
     return 0;

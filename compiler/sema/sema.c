@@ -719,6 +719,8 @@ static void check_balance_method(Sema *s, const Ast *call, const BalanceOption *
         }
         bool below = opts[o].lo_open ? !(x > opts[o].lo) : !(x >= opts[o].lo);
         bool above = !strcmp(arg->name, "beta") ? !(x < opts[o].hi) : !(x <= opts[o].hi);
+        if (!opts[o].integer && x != 0 && (float)x == 0)
+            below = true; /* the trainer's float32 would read 0 */
         if (!strcmp(arg->name, "floor") && s->m->n_tasks > 0 && x * s->m->n_tasks > 1.0)
             above = true;
         if (below || above) {
@@ -1196,8 +1198,13 @@ static bool check_protocol_setting(Sema *s, const Ast *st, const Ast *v, int i)
         return false;
     }
     double lo = protocol_keys[i].lo, hi = protocol_keys[i].hi;
-    bool below = protocol_keys[i].lo_open ? !(x > lo) : !(x >= lo);
-    bool above = protocol_keys[i].hi_open ? !(x < hi) : !(x <= hi);
+    /* the trainer holds these as float32: the range must hold after rounding too
+     * (ema = 0.99999999 rounds to 1; 1e-50 rounds to 0, which would mean "off") */
+    float f = (float)x;
+    bool below = protocol_keys[i].lo_open ? !(x > lo && f > (float)lo) : !(x >= lo);
+    bool above = protocol_keys[i].hi_open ? !(x < hi && f < (float)hi) : !(x <= hi);
+    if (!protocol_keys[i].integer && x != 0 && f == 0)
+        below = true;
     if (below || above) {
         if (protocol_keys[i].integer)
             diag_error(s->d, v->span, "%s must be an integer from %lld to %lld (%s), got %s", key,

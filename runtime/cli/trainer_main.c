@@ -77,19 +77,20 @@ static void print_help(FILE *f, const MtlModelInfo *m, const char *cmd) {
                 "      --no-cap-test-rul   compare with the true test RUL uncapped\n"
                 "      --threads N         OpenBLAS threads (default: all cores)\n"
                 "  -q, --quiet             no per-epoch lines on stdout (the log is still written)\n"
-                "\nprotocol (defaults: the spec's train block, else BOOK.md section 5):\n"
+                "\nprotocol (defaults: the spec's train block, else the book's protocol):\n"
                 "      --warmup N          linear lr warm-up over N epochs (default %lld; 0: off)\n"
                 "      --warmup-start F    lr multiplier in the first warm-up epoch (default %g)\n"
                 "      --plateau-factor F  reduce-on-plateau factor on the selection score (default %g;\n"
                 "                          1: off)\n"
                 "      --plateau-patience N  epochs without improvement before a reduction (default %lld)\n"
                 "      --min-lr X          floor of the reductions (default %g)\n"
-                "      --clip X            global gradient-norm clipping (default %g; 0: off)\n"
+                "      --clip X            global gradient-norm clipping, the spec's clip_norm\n"
+                "                          (default %g; 0: off)\n"
                 "      --ema D             weight average used for evaluation (default %g; 0: off)\n"
                 "      --patience N        early stopping after N epochs without improvement; the\n"
                 "                          best epoch's weights are kept (default %lld; 0: off)\n"
-                "      --select WHAT       model selection on 'validation' (default) or 'test' (the\n"
-                "                          book's protocol: optimistic, labelled in every output)\n"
+                "      --select WHAT       model selection on 'validation' or 'test' (the book's\n"
+                "                          protocol: optimistic, labelled in every output; default %s)\n"
                 "      --max-bad-steps N   stop after N non-finite steps in a row (default %lld)\n"
                 "      --seeds N|LIST      one run per seed into OUT/seed-S, then a mean +- std table\n"
                 "                          (OUT/summary.md, OUT/summary.json); N counts from --seed\n"
@@ -115,6 +116,7 @@ static void print_help(FILE *f, const MtlModelInfo *m, const char *cmd) {
                 (double)m->train.protocol.plateau_factor, (long long)m->train.protocol.plateau_patience,
                 (double)m->train.protocol.min_lr, (double)m->train.protocol.clip_norm,
                 (double)m->train.protocol.ema_decay, (long long)m->train.protocol.patience,
+                m->train.protocol.select_on_test ? "test" : "validation",
                 (long long)m->train.protocol.max_bad_steps);
     }
     if (all || !strcmp(cmd, "eval")) {
@@ -302,6 +304,8 @@ static bool parse_float(const char *s, double lo, double hi, bool lo_open, float
         return false;
     float f = (float)v;
     if (!isfinite(f) || (lo_open && f == (float)lo)) return false; /* overflows or rounds to the bound */
+    if (v != 0 && f == 0) return false;  /* underflows: 1e-50 must not silently mean "off" */
+    if (f > (float)hi) return false;     /* rounds up past the bound (0.99999999 -> 1) */
     *out = f;
     return true;
 }
@@ -494,6 +498,9 @@ static int cmd_train(const MtlModelInfo *m, int argc, char **argv) {
     if (o.n_seeds > 0 && !seeds_list) {
         /* a count: consecutive seeds from --seed (or the spec's seed) */
         uint64_t first = o.has_seed ? o.seed : m->train.seed;
+        if (first > UINT64_MAX - (uint64_t)(o.n_seeds - 1))
+            return usage_error("train", "%s", "--seeds N from --seed S runs past the largest seed "
+                               "(18446744073709551615)");
         for (int i = 0; i < o.n_seeds; i++) o.seeds[i] = first + (uint64_t)i;
     }
     return mtl_train(m, &o);

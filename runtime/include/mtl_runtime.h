@@ -248,6 +248,10 @@ typedef struct MtlTensorCopy {
 int mtl_checkpoint_save_full(const char *path, const MtlModelInfo *m, const float *params,
                              const float *buffers, const MtlAdamW *opt, const MtlTensorCopy *copies,
                              int n_copies, const MtlMeta *meta, char *err, size_t err_size);
+/* The model's tensors and buffers against a file's table, in the model's order: 0, or -1 with
+ * the first missing or differently shaped one and both shapes in err. */
+int mtl_checkpoint_first_mismatch(const char *path, const MtlModelInfo *m, const MtlSafetensors *st,
+                                  char *err, size_t err_size);
 int mtl_checkpoint_load_full(const char *path, const MtlModelInfo *m, float *params, float *buffers,
                              MtlAdamW *opt, MtlTensorCopy *copies, int n_copies, MtlMeta *meta_out,
                              char *err, size_t err_size);
@@ -263,14 +267,17 @@ int mtl_mkdir_p(const char *path, char *err, size_t err_size);
 typedef struct MtlLog {
     FILE *f;
     char *path;
+    uint64_t hash;   /* FNV-1a 64 of everything written (the resumed part included) */
+    int64_t bytes;   /* bytes written */
 } MtlLog;
 int mtl_log_open(MtlLog *log, const char *path, char *err, size_t err_size);
-/* Continues the log of a resumed run: path is cut to keep_bytes (what belonged to the saved
- * state) and opened for appending; when path does not exist (the run had finished and renamed
- * it), the first keep_bytes of fallback are copied to path first. */
-int mtl_log_resume(MtlLog *log, const char *path, const char *fallback, int64_t keep_bytes,
-                   char *err, size_t err_size);
-/* Bytes written to the log so far (after flushing). */
+/* Continues the log of a resumed run: the first of path and sources[] whose first keep_bytes
+ * hash to keep_hash (the run's own log: its in-progress log.jsonl.tmp, or log.jsonl once it had
+ * finished, possibly in another folder) is copied to path if it is not path, cut to keep_bytes
+ * and opened for appending. Another run's log is never continued. */
+int mtl_log_resume(MtlLog *log, const char *path, const char *const *sources, int n_sources,
+                   int64_t keep_bytes, uint64_t keep_hash, char *err, size_t err_size);
+/* Bytes written to the log so far. */
 int64_t mtl_log_size(const MtlLog *log);
 /* Writes line (no newline) + "\n" to the log and, if echo is not NULL, to echo too. */
 int mtl_log_write(MtlLog *log, const char *line, FILE *echo, char *err, size_t err_size);
@@ -355,6 +362,7 @@ typedef struct MtlRunResult {
     double best_score;     /* the selection score at best_epoch (validation or test RMSE) */
     double rmse, nasa, mae, accuracy, macro_f1; /* test, with the selected weights */
     double seconds_per_epoch;
+    const char *selected_on; /* static text: "validation", "the TEST set ...", "none (last epoch)" */
     /* the book's protocol on the same run: the epoch with the lowest test RMSE (weights as
      * evaluated that epoch) - optimistic, reported beside the honest numbers */
     int64_t test_best_epoch;

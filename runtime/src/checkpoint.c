@@ -601,7 +601,7 @@ static int copy_of(const MtlTensorCopy *copies, int n_copies, const char *name, 
 
 /* The model's tensors and buffers against the file's, in the model's order: the first one
  * missing or of another shape is what a user loading another spec's checkpoint needs to see. */
-static int first_mismatch(const char *path, const MtlModelInfo *m, const MtlSafetensors *st,
+int mtl_checkpoint_first_mismatch(const char *path, const MtlModelInfo *m, const MtlSafetensors *st,
                           char *err, size_t err_size) {
     int total = m->n_tensors + m->n_buffers;
     for (int i = 0; i < total; i++) {
@@ -650,7 +650,7 @@ int mtl_checkpoint_load_full(const char *path, const MtlModelInfo *m, float *par
     int64_t *copy_bufs = calloc((size_t)n_copies + 1, sizeof *copy_bufs);
     if (!copy_params || !copy_bufs) abort();
     for (int c = 0; c < n_copies; c++) copies[c].present = false;
-    if (first_mismatch(path, m, &st, err, err_size) != 0) goto out;
+    if (mtl_checkpoint_first_mismatch(path, m, &st, err, err_size) != 0) goto out;
     /* First validate every name and shape, then copy: a bad file changes nothing. */
     for (int i = 0; i < st.n; i++) {
         const char *name = st.tensors[i].name;

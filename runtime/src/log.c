@@ -53,6 +53,7 @@ int mtl_mkdir_p(const char *path, char *err, size_t err_size) {
     return 0;
 }
 
+#define FNV_OFFSET_EARLY 14695981039346656037ull
 static int echo_errno; /* first failed write of an echoed line */
 
 int mtl_log_open(MtlLog *log, const char *path, char *err, size_t err_size) {
@@ -65,47 +66,86 @@ int mtl_log_open(MtlLog *log, const char *path, char *err, size_t err_size) {
     size_t n = strlen(path) + 1;
     log->path = malloc(n);
     if (log->path) memcpy(log->path, path, n);
+    log->hash = FNV_OFFSET_EARLY;
+    log->bytes = 0;
     return 0;
 }
 
-int mtl_log_resume(MtlLog *log, const char *path, const char *fallback, int64_t keep_bytes,
-                   char *err, size_t err_size) {
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        /* the run ended (its log was renamed): continue from a copy of that log */
-        FILE *in = fallback ? fopen(fallback, "rb") : NULL;
-        if (!in) {
-            mtl_errf(err, err_size, "%s: error: the run's log is missing (neither it nor %s can be "
-                     "read), so the resumed run's log could not continue it", path,
-                     fallback ? fallback : "the finished log");
-            return -1;
-        }
-        FILE *outf = fopen(path, "wb");
-        if (!outf) {
-            mtl_errf(err, err_size, "%s: error: cannot open for writing: %s", path, strerror(errno));
-            fclose(in);
-            return -1;
-        }
-        char buf[65536];
-        int64_t left = keep_bytes;
-        while (left > 0) {
-            size_t want = left < (int64_t)sizeof buf ? (size_t)left : sizeof buf;
-            size_t got = fread(buf, 1, want, in);
-            if (got == 0 || fwrite(buf, 1, got, outf) != got) break;
-            left -= (int64_t)got;
-        }
-        fclose(in);
-        if (fclose(outf) != 0 || left > 0) {
-            mtl_errf(err, err_size, "%s: error: could not copy the first %lld bytes of %s", path,
-                     (long long)keep_bytes, fallback);
-            return -1;
-        }
-    } else if (st.st_size < keep_bytes) {
-        mtl_errf(err, err_size, "%s: error: the log has %lld bytes, the state checkpoint expects at "
-                 "least %lld (a log from another run?)", path, (long long)st.st_size,
+/* FNV-1a 64 of the log's bytes: a state checkpoint records it, so a resume can tell its own
+ * run's log from another run's in the same folder */
+#define FNV_OFFSET 14695981039346656037ull
+#define FNV_PRIME 1099511628211ull
+
+static uint64_t fnv_bytes(uint64_t h, const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= FNV_PRIME;
+    }
+    return h;
+}
+
+/* 0 and the hash of the first n bytes of path, or -1 if it cannot be read or is shorter */
+static int hash_prefix(const char *path, int64_t n, uint64_t *out) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    char buf[65536];
+    uint64_t h = FNV_OFFSET;
+    int64_t left = n;
+    while (left > 0) {
+        size_t want = left < (int64_t)sizeof buf ? (size_t)left : sizeof buf;
+        size_t got = fread(buf, 1, want, f);
+        if (got == 0) break;
+        h = fnv_bytes(h, buf, got);
+        left -= (int64_t)got;
+    }
+    fclose(f);
+    if (left > 0) return -1;
+    *out = h;
+    return 0;
+}
+
+static int copy_prefix(const char *from, const char *to, int64_t n, char *err, size_t err_size) {
+    FILE *in = fopen(from, "rb");
+    FILE *out = in ? fopen(to, "wb") : NULL;
+    if (!in || !out) {
+        mtl_errf(err, err_size, "%s: error: cannot copy the run's log from %s: %s", to, from, strerror(errno));
+        if (in) fclose(in);
+        return -1;
+    }
+    char buf[65536];
+    int64_t left = n;
+    while (left > 0) {
+        size_t want = left < (int64_t)sizeof buf ? (size_t)left : sizeof buf;
+        size_t got = fread(buf, 1, want, in);
+        if (got == 0 || fwrite(buf, 1, got, out) != got) break;
+        left -= (int64_t)got;
+    }
+    fclose(in);
+    if (fclose(out) != 0 || left > 0) {
+        mtl_errf(err, err_size, "%s: error: could not copy the first %lld bytes of %s", to,
+                 (long long)n, from);
+        return -1;
+    }
+    return 0;
+}
+
+int mtl_log_resume(MtlLog *log, const char *path, const char *const *sources, int n_sources,
+                   int64_t keep_bytes, uint64_t keep_hash, char *err, size_t err_size) {
+    /* the first of path and the sources whose first keep_bytes are the run's log */
+    const char *found = NULL;
+    uint64_t h;
+    if (hash_prefix(path, keep_bytes, &h) == 0 && h == keep_hash) found = path;
+    for (int i = 0; i < n_sources && !found; i++)
+        if (strcmp(sources[i], path) != 0 && hash_prefix(sources[i], keep_bytes, &h) == 0 && h == keep_hash)
+            found = sources[i];
+    if (!found) {
+        mtl_errf(err, err_size, "%s: error: the run's log was not found: neither this file nor %s "
+                 "begins with the %lld bytes the state checkpoint recorded (removed, or replaced by "
+                 "another run's log)", path, n_sources ? sources[0] : "the state's folder",
                  (long long)keep_bytes);
         return -1;
     }
+    if (found != path && copy_prefix(found, path, keep_bytes, err, err_size) != 0) return -1;
     /* lines written after the state was saved belong to the lost part of the run */
     if (truncate(path, (off_t)keep_bytes) != 0) {
         mtl_errf(err, err_size, "%s: error: cannot truncate: %s", path, strerror(errno));
@@ -119,15 +159,12 @@ int mtl_log_resume(MtlLog *log, const char *path, const char *fallback, int64_t 
     size_t n = strlen(path) + 1;
     log->path = malloc(n);
     if (log->path) memcpy(log->path, path, n);
+    log->hash = keep_hash;
+    log->bytes = keep_bytes;
     return 0;
 }
 
-int64_t mtl_log_size(const MtlLog *log) {
-    if (!log->f) return 0;
-    fflush(log->f);
-    struct stat st;
-    return fstat(fileno(log->f), &st) == 0 ? (int64_t)st.st_size : 0;
-}
+int64_t mtl_log_size(const MtlLog *log) { return log->bytes; }
 
 int mtl_log_write(MtlLog *log, const char *line, FILE *echo, char *err, size_t err_size) {
     if (log->f) {
@@ -136,6 +173,9 @@ int mtl_log_write(MtlLog *log, const char *line, FILE *echo, char *err, size_t e
                      log->path ? log->path : "log", strerror(errno));
             return -1;
         }
+        size_t n = strlen(line);
+        log->hash = fnv_bytes(fnv_bytes(log->hash, line, n), "\n", 1);
+        log->bytes += (int64_t)n + 1;
     }
     if (echo) {
         /* a failure here does not stop training (the log has the line); it is remembered so the

@@ -61,7 +61,9 @@ static int write_summary(const char *dir, const MtlModelInfo *m, const MtlRunRes
     cJSON *runs = cJSON_AddArrayToObject(root, "runs");
     for (int s = 0; s < n; s++) {
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "seed", (double)res[s].seed);
+        char seed[32];
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)res[s].seed);
+        cJSON_AddItemToObject(o, "seed", cJSON_CreateRaw(seed)); /* exact beyond 2^53 */
         for (int i = 0; i < N_METRICS; i++) {
             double x = metric(&res[s], i);
             if (isfinite(x)) cJSON_AddNumberToObject(o, METRIC_NAMES[i], x);
@@ -168,8 +170,9 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
         done++;
     }
     if (done > 0) {
-        const char *sel = m->train.protocol.select_on_test || (o->protocol.has_select && o->protocol.v.select_on_test)
-                              ? "the TEST set (the book's protocol)" : "validation";
+        const char *sel = res[0].selected_on ? res[0].selected_on : "validation";
+        for (int i = 1; i < done; i++)
+            if (res[i].selected_on && strcmp(res[i].selected_on, sel) != 0) sel = "mixed (see each run)";
         if (write_summary(dir, m, res, done, sel) != 0 && rc == 0) rc = 1;
         if (done < n)
             fprintf(stderr, "trainer: the sweep stopped after %d of %d seeds; the summary covers "

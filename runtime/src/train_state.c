@@ -6,6 +6,7 @@
 #include "mtl_runtime.h"
 
 #include <cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +32,16 @@ void train_progress_free(TrainProgress *p) {
     p->plateau_lr = NULL;
 }
 
+/* "%.17g" reads back bit for bit; cJSON's own printing stops at 15 digits whenever those read
+ * back within its tolerance, which is not exact */
+static cJSON *exact_number(double v) {
+    char num[40];
+    snprintf(num, sizeof num, "%.17g", v);
+    return cJSON_CreateRaw(num);
+}
+
 static void add_d(cJSON *o, const char *key, double v) {
-    if (isfinite(v)) cJSON_AddNumberToObject(o, key, v);
+    if (isfinite(v)) cJSON_AddItemToObject(o, key, exact_number(v));
     else cJSON_AddNullToObject(o, key);
 }
 
@@ -57,7 +66,10 @@ char *train_settings_json(const TrainSettings *s) {
     cJSON *o = cJSON_CreateObject();
     add_i(o, "epochs", s->epochs);
     add_i(o, "batch", s->batch);
-    add_i(o, "seed", (int64_t)s->seed);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)s->seed);
+    cJSON_AddStringToObject(o, "seed", seed);
+    add_i(o, "threads", s->threads);
     cJSON_AddBoolToObject(o, "has_lr", s->has_lr);
     add_d(o, "lr", s->lr);
     add_d(o, "validation", s->validation);
@@ -84,12 +96,12 @@ char *train_progress_json(const TrainProgress *p) {
     add_i(o, "epoch_step", p->epoch_step);
     add_i(o, "epoch_samples", p->epoch_samples);
     cJSON *ls = cJSON_AddArrayToObject(o, "loss_sum");
-    for (int k = 0; k < p->n_tasks; k++) cJSON_AddItemToArray(ls, cJSON_CreateNumber(p->loss_sum[k]));
+    for (int k = 0; k < p->n_tasks; k++) cJSON_AddItemToArray(ls, exact_number(p->loss_sum[k]));
     add_d(o, "norm_sum", p->norm_sum);
     add_i(o, "norm_count", p->norm_count);
     add_i(o, "clipped", p->clipped);
     cJSON *lr = cJSON_AddArrayToObject(o, "plateau_lr");
-    for (int g = 0; g < p->n_groups; g++) cJSON_AddItemToArray(lr, cJSON_CreateNumber(p->plateau_lr[g]));
+    for (int g = 0; g < p->n_groups; g++) cJSON_AddItemToArray(lr, exact_number(p->plateau_lr[g]));
     add_d(o, "plateau_best", p->plateau.best);
     add_i(o, "plateau_bad_epochs", p->plateau.bad_epochs);
     add_i(o, "plateau_reductions", p->plateau.reductions);
@@ -101,6 +113,9 @@ char *train_progress_json(const TrainProgress *p) {
     cJSON_AddBoolToObject(o, "stopped_early", p->stopped_early);
     add_i(o, "ema_updates", p->ema_updates);
     add_i(o, "log_bytes", p->log_bytes);
+    char hash[32];
+    snprintf(hash, sizeof hash, "%llu", (unsigned long long)p->log_hash);
+    cJSON_AddStringToObject(o, "log_hash", hash);
     add_d(o, "train_seconds", p->train_seconds);
     return print_and_free(o);
 }
@@ -123,13 +138,34 @@ static const cJSON *item(Rd *r, const char *key) {
     return v;
 }
 
+/* counts are bounded by 2^53: far beyond any real run, and products of two of them (a step
+ * count times a batch) cannot overflow 64 bits unnoticed in the callers' checks */
+#define COUNT_MAX 9007199254740992LL
+
 static int64_t get_i(Rd *r, const char *key, int64_t lo) {
     const cJSON *v = item(r, key);
     if (!v) return 0;
     char *end = NULL;
+    errno = 0;
     long long x = cJSON_IsString(v) ? strtoll(v->valuestring, &end, 10) : 0;
-    if (!cJSON_IsString(v) || end == v->valuestring || *end || x < lo) {
-        if (!r->bad) mtl_errf(r->err, r->err_size, "\"%s\" is not a count >= %lld", key, (long long)lo);
+    if (!cJSON_IsString(v) || errno || end == v->valuestring || *end || x < lo || x > COUNT_MAX) {
+        if (!r->bad)
+            mtl_errf(r->err, r->err_size, "\"%s\" is not a count from %lld to 2^53", key, (long long)lo);
+        r->bad = 1;
+        return 0;
+    }
+    return x;
+}
+
+/* a seed: any 64-bit unsigned value */
+static uint64_t get_u(Rd *r, const char *key) {
+    const cJSON *v = item(r, key);
+    if (!v) return 0;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long x = cJSON_IsString(v) && v->valuestring[0] != '-' ? strtoull(v->valuestring, &end, 10) : 0;
+    if (!cJSON_IsString(v) || v->valuestring[0] == '-' || errno || end == v->valuestring || *end) {
+        if (!r->bad) mtl_errf(r->err, r->err_size, "\"%s\" is not a 64-bit unsigned integer", key);
         r->bad = 1;
         return 0;
     }
@@ -210,7 +246,8 @@ int train_settings_parse(const char *json, TrainSettings *s, char *err, size_t e
     memset(s, 0, sizeof *s);
     s->epochs = get_i(&r, "epochs", 1);
     s->batch = get_i(&r, "batch", 1);
-    s->seed = (uint64_t)get_i(&r, "seed", 0);
+    s->seed = get_u(&r, "seed");
+    s->threads = (int)get_i(&r, "threads", 1);
     s->has_lr = get_b(&r, "has_lr");
     s->lr = get_f(&r, "lr", 0, 1e30);
     s->validation = get_f(&r, "validation", 0, 1);
@@ -228,7 +265,21 @@ int train_settings_parse(const char *json, TrainSettings *s, char *err, size_t e
     s->save_every = get_i(&r, "save_every", 0);
     s->save_every_steps = get_i(&r, "save_every_steps", 0);
     cJSON_Delete(o);
-    return r.bad ? -1 : 0;
+    if (r.bad) return -1;
+    /* the ranges the command line and the spec enforce, as float32 */
+    const char *bad = NULL;
+    if (s->batch > 1000000) bad = "batch";
+    else if (s->has_lr && !(s->lr > 0)) bad = "lr";
+    else if (!(p->warmup_start > 0)) bad = "warmup_start";
+    else if (!(p->plateau_factor > 0)) bad = "plateau_factor";
+    else if (!(p->ema_decay < 1.0f)) bad = "ema";
+    else if (p->max_bad_steps < 1) bad = "max_bad_steps";
+    else if (s->threads > 4096) bad = "threads";
+    if (bad) {
+        mtl_errf(err, err_size, "\"%s\" is out of range", bad);
+        return -1;
+    }
+    return 0;
 }
 
 int train_progress_parse(const char *json, TrainProgress *p, char *err, size_t err_size) {
@@ -255,11 +306,23 @@ int train_progress_parse(const char *json, TrainProgress *p, char *err, size_t e
     p->stopped_early = get_b(&r, "stopped_early");
     p->ema_updates = get_i(&r, "ema_updates", 0);
     p->log_bytes = get_i(&r, "log_bytes", 0);
+    p->log_hash = get_u(&r, "log_hash");
     p->train_seconds = get_d(&r, "train_seconds");
     cJSON_Delete(o);
-    if (!r.bad && !isfinite(p->norm_sum)) {
-        mtl_errf(err, err_size, "\"norm_sum\" is not finite");
+    if (r.bad) return -1;
+    if (!isfinite(p->norm_sum) || !isfinite(p->train_seconds)) {
+        mtl_errf(err, err_size, "\"norm_sum\" or \"train_seconds\" is not finite");
         return -1;
     }
-    return r.bad ? -1 : 0;
+    for (int g = 0; g < p->n_groups; g++)
+        if (!(p->plateau_lr[g] > 0) || !isfinite(p->plateau_lr[g])) {
+            mtl_errf(err, err_size, "\"plateau_lr\" holds a learning rate that is not positive");
+            return -1;
+        }
+    if (p->epoch_step > p->step || p->early.best_epoch > p->epoch || p->bad_in_row > p->skipped) {
+        mtl_errf(err, err_size, "the counts contradict each other (epoch_step > step, best epoch "
+                 "after the last epoch, or more bad steps in a row than skipped)");
+        return -1;
+    }
+    return 0;
 }

@@ -22,6 +22,7 @@ typedef struct TrainSettings {
     MtlProtocol protocol;
     int64_t save_every;       /* state checkpoint every N epochs (0: only at the end) */
     int64_t save_every_steps; /* and every N steps (0: off) */
+    int64_t threads;          /* OpenBLAS threads (results depend on it; a resume warns on a change) */
 } TrainSettings;
 
 typedef struct TrainProgress {
@@ -41,6 +42,7 @@ typedef struct TrainProgress {
     bool stopped_early;
     int64_t ema_updates;
     int64_t log_bytes;     /* length of the log that belongs to this state */
+    uint64_t log_hash;     /* FNV-1a 64 of those bytes (which log is this run's) */
     double train_seconds;  /* wall time spent in epochs so far */
 } TrainProgress;
 

@@ -12,6 +12,9 @@
  * renamed to OUT/log.jsonl, so the log beside a checkpoint always describes it. Checkpoints
  * carry fingerprints of the model (see model_fingerprint) and eval/predict refuse others'.
  */
+/* realpath (POSIX.1-2008 XSI; glibc declares it with _DEFAULT_SOURCE) */
+#define _DEFAULT_SOURCE
+
 #include "mtl_balance_step.h"
 #include "mtl_data.h"
 #include "mtl_metrics.h"
@@ -25,6 +28,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -565,6 +569,10 @@ static int load_checkpoint(const MtlModelInfo *m, const char *path, Buffers *b, 
     memset(l, 0, sizeof *l);
     if (mtl_checkpoint_load(path, m, b->params, b->state, NULL, &l->meta, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
+        if (strstr(err, "\"train_state.") || strstr(err, "\"optimizer."))
+            fprintf(stderr, "note: %s looks like a training state (OUT/state.safetensors, for "
+                            "'train --resume'); evaluate OUT/model.safetensors or OUT/best.safetensors\n",
+                    path);
         if (errno == ENOENT && access(path, F_OK) != 0)
             fprintf(stderr, "note: train the model first ('trainer train'), or pass "
                             "--checkpoint FILE\n");
@@ -826,6 +834,26 @@ static void base_meta(Run *r, MtlMeta *meta, int64_t epoch) {
     meta_set_u64(meta, "window_stride", (uint64_t)m->data.window_stride);
 }
 
+/* The log as it stands belongs to the state about to be saved. */
+static void note_log(Run *r) {
+    r->p.log_bytes = mtl_log_size(&r->log);
+    r->p.log_hash = r->log.hash;
+}
+
+/* An absolute form of a data path (resuming from another directory must find the same files);
+ * the path as given when it cannot be resolved. */
+static void meta_set_path(MtlMeta *meta, const char *key, const char *path) {
+    char buf[PATH_MAX];
+    if (path && realpath(path, buf)) mtl_meta_set(meta, key, buf);
+    else mtl_meta_set(meta, key, path ? path : "");
+}
+
+/* FNV-1a 64 of the whole model table: a resumed run must be the same spec in every setting
+ * (balance weights, optimizer settings, data stride ...), not only the same tensors. */
+static void table_hash(char *buf, size_t n) {
+    snprintf(buf, n, "fnv1a64:%016llx", (unsigned long long)fnv1a64(mtl_model_json));
+}
+
 /* OUT/state.safetensors: everything --resume needs (weights, buffers, AdamW moments and steps,
  * the weight average, the best weights, settings, progress, data paths). */
 static int save_state(Run *r) {
@@ -840,9 +868,12 @@ static int save_state(Run *r) {
     s = train_progress_json(&r->p);
     mtl_meta_set(&meta, "train_progress", s);
     free(s);
-    mtl_meta_set(&meta, "data_train", r->train_path ? r->train_path : "");
-    mtl_meta_set(&meta, "data_test", r->test_path ? r->test_path : "");
-    mtl_meta_set(&meta, "data_rul", r->rul_path ? r->rul_path : "");
+    meta_set_path(&meta, "data_train", r->train_path);
+    meta_set_path(&meta, "data_test", r->test_path);
+    meta_set_path(&meta, "data_rul", r->rul_path);
+    char th[40];
+    table_hash(th, sizeof th);
+    mtl_meta_set(&meta, "model_table_hash", th);
     mtl_meta_set(&meta, "cap_test_rul", r->cap_test_rul ? "true" : "false");
     {
         int nbs = mtl_balance_state_size(&r->bal);
@@ -1090,7 +1121,12 @@ static int resume_settings(Run *r, const MtlTrainOptions *o, MtlMeta *meta_out) 
     }
     *meta_out = st.meta;
     memset(&st.meta, 0, sizeof st.meta);
+    int shapes = mtl_checkpoint_first_mismatch(o->resume, r->m, &st, err, sizeof err);
     mtl_safetensors_free(&st);
+    if (shapes != 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
     const char *kind = mtl_meta_get(meta_out, "checkpoint_kind");
     if (!kind || strcmp(kind, "train_state") != 0) {
         fprintf(stderr, "%s: error: not a training state checkpoint (--resume takes the "
@@ -1104,21 +1140,43 @@ static int resume_settings(Run *r, const MtlTrainOptions *o, MtlMeta *meta_out) 
         return -1;
     }
     if (check_fingerprints(r->m, o->resume, meta_out) != 0) return -1;
+    char th[40];
+    table_hash(th, sizeof th);
+    const char *sth = mtl_meta_get(meta_out, "model_table_hash");
+    if (!sth || strcmp(sth, th) != 0) {
+        fprintf(stderr, "%s: error: the state was trained from another version of model %s's spec "
+                        "(same tensors, but other settings: balance weights, optimizer settings, "
+                        "data stride, ...); a resumed run must use the very same spec\n", o->resume,
+                r->m->name);
+        return -1;
+    }
     if (train_settings_parse(mtl_meta_get(meta_out, "train_settings"), &r->set, err, sizeof err) != 0 ||
         train_progress_parse(mtl_meta_get(meta_out, "train_progress"), &r->p, err, sizeof err) != 0) {
         fprintf(stderr, "%s: error: metadata train_settings / train_progress: %s (a damaged "
                         "checkpoint?)\n", o->resume, err);
         return -1;
     }
+    /* the epoch in progress (if any) is part of what remains */
+    int64_t begun = r->p.epoch + (r->p.epoch_step > 0 ? 1 : 0);
+    if (begun > r->set.epochs) {
+        fprintf(stderr, "%s: error: the state says epoch %lld of a %lld-epoch run (a damaged "
+                        "checkpoint?)\n", o->resume, (long long)begun, (long long)r->set.epochs);
+        return -1;
+    }
     if (o->epochs >= 0) {
-        if (o->epochs < r->p.epoch) {
-            fprintf(stderr, "trainer: error: --epochs %lld is fewer than the %lld epochs the state "
-                            "%s has already trained\n", (long long)o->epochs, (long long)r->p.epoch,
-                    o->resume);
+        if (o->epochs < begun) {
+            fprintf(stderr, "trainer: error: --epochs %lld is fewer than the %lld epoch%s the state "
+                            "%s has already begun; give at least --epochs %lld\n",
+                    (long long)o->epochs, (long long)begun, begun == 1 ? "" : "s", o->resume,
+                    (long long)(begun > r->set.epochs ? begun : begun));
             return -1;
         }
         r->set.epochs = o->epochs;
     }
+    if (o->threads > 0 && o->threads != r->set.threads)
+        fprintf(stderr, "trainer: warning: the run trained with %lld OpenBLAS threads; with %d the "
+                        "rounding of its sums differs, so the resumed run is not bit-identical to "
+                        "an uninterrupted one\n", (long long)r->set.threads, o->threads);
     if (o->save_every >= 0) r->set.save_every = o->save_every;
     if (o->save_every_steps > 0) r->set.save_every_steps = o->save_every_steps;
     if (r->p.stopped_early) {
@@ -1143,6 +1201,31 @@ static int resume_settings(Run *r, const MtlTrainOptions *o, MtlMeta *meta_out) 
     r->rul_path = o->rul ? o->rul : (rp && rp[0] ? rp : NULL);
     r->cap_test_rul = !cap || strcmp(cap, "false") != 0;
     return 0;
+}
+
+/* True (after saying so) when path holds the state of a run that has not finished: a fresh
+ * run must not overwrite work that can still be resumed. */
+static bool unfinished_run(Run *r, const char *path) {
+    MtlSafetensors st;
+    char err[MTL_ERR_SIZE];
+    if (access(path, F_OK) != 0 || mtl_safetensors_read(path, &st, err, sizeof err) != 0) return false;
+    TrainSettings ts;
+    TrainProgress tp;
+    train_progress_alloc(&tp, r->m->n_tasks, r->m->n_groups);
+    bool unfinished = false;
+    const char *kind = mtl_meta_get(&st.meta, "checkpoint_kind");
+    if (kind && !strcmp(kind, "train_state") &&
+        train_settings_parse(mtl_meta_get(&st.meta, "train_settings"), &ts, err, sizeof err) == 0 &&
+        train_progress_parse(mtl_meta_get(&st.meta, "train_progress"), &tp, err, sizeof err) == 0 &&
+        !tp.stopped_early && (tp.epoch < ts.epochs || tp.epoch_step > 0)) {
+        unfinished = true;
+        fprintf(stderr, "trainer: error: %s holds an unfinished run (epoch %lld of %lld): continue it "
+                        "with --resume %s, or move it away (or choose another --out) to start a new "
+                        "run\n", path, (long long)tp.epoch, (long long)ts.epochs, path);
+    }
+    train_progress_free(&tp);
+    mtl_safetensors_free(&st);
+    return unfinished;
 }
 
 static void run_free(Run *r) {
@@ -1301,7 +1384,10 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
         goto done;
     }
 
-    int threads = mtl_blas_set_threads(o->threads);
+    /* a resumed run keeps its thread count (the sums' rounding depends on it) unless told */
+    int threads = mtl_blas_set_threads(o->threads > 0 ? o->threads
+                                       : o->resume ? (int)r->set.threads : 0);
+    r->set.threads = threads;
     r->n_probe = model_probe(m, r->probe);
     buffers_alloc(&r->b, m, batch, true); /* buffers start at their init (zeros / ones) */
     mtl_init_params(m, r->b.params, set->seed);
@@ -1383,12 +1469,22 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
         goto done;
     }
     r->state_path = join(r->out_dir, "state.safetensors");
+    if (!o->resume && unfinished_run(r, r->state_path)) goto done;
     r->model_path = join(r->out_dir, "model.safetensors");
     r->best_path = join(r->out_dir, "best.safetensors");
     r->log_path = join(r->out_dir, "log.jsonl");
     r->log_tmp = join(r->out_dir, "log.jsonl.tmp");
     if (o->resume) {
-        if (mtl_log_resume(&r->log, r->log_tmp, r->log_path, r->p.log_bytes, err, sizeof err) != 0) {
+        /* the run's own log: here, or in the state's folder (a resume into another --out) */
+        char *sdir = dir_of(o->resume);
+        char *src_tmp = join(sdir, "log.jsonl.tmp"), *src_log = join(sdir, "log.jsonl");
+        const char *sources[] = {src_tmp, src_log, r->log_path};
+        int lr = mtl_log_resume(&r->log, r->log_tmp, sources, 3, r->p.log_bytes, r->p.log_hash, err,
+                                sizeof err);
+        free(sdir);
+        free(src_tmp);
+        free(src_log);
+        if (lr != 0) {
             fprintf(stderr, "%s\n", err);
             goto done;
         }
@@ -1432,6 +1528,12 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
     int64_t signal_at = hook ? strtoll(hook, NULL, 10) : 0;
     signals_install(&sigs);
     sigs_on = true;
+    /* stdout may be a pipe that closes (`train | head`): the echo fails (and is reported at the
+     * end), training goes on */
+    struct sigaction ign, old_pipe;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &ign, &old_pipe);
     bool tty = isatty(STDERR_FILENO) && !o->quiet;
     double t0 = mtl_now() - r->p.train_seconds;
     float *lrs = xcalloc((size_t)m->n_groups, sizeof *lrs);
@@ -1522,7 +1624,7 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
             if (stop_signal && more) {
                 mtl_progress_end(&prg);
                 r->p.train_seconds += mtl_now() - t_epoch;
-                r->p.log_bytes = mtl_log_size(&r->log);
+                note_log(r);
                 if (save_state(r) != 0) goto done_lrs;
                 rc = 128 + (int)stop_signal;
                 fprintf(stderr, "trainer: stopped by %s at epoch %lld, step %lld; the state is saved "
@@ -1535,7 +1637,7 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
                 double now = mtl_now();
                 r->p.train_seconds += now - t_epoch;
                 t_epoch = now;
-                r->p.log_bytes = mtl_log_size(&r->log);
+                note_log(r);
                 if (save_state(r) != 0) goto done_lrs;
             }
         }
@@ -1599,7 +1701,7 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
         }
         bool last = r->p.stopped_early || e >= set->epochs;
         if (!last && (stop_signal || (set->save_every > 0 && e % set->save_every == 0))) {
-            r->p.log_bytes = mtl_log_size(&r->log);
+            note_log(r);
             if (save_state(r) != 0) goto done_lrs;
         }
         if (stop_signal && !last) {
@@ -1611,10 +1713,11 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
             goto done_lrs;
         }
     }
-    signals_restore(&sigs);
-    sigs_on = false;
+    /* the handlers stay until the function returns: a signal now only sets the flag, and the
+     * final evaluation and checkpoints complete */
 
     /* The selected weights: the best epoch's, or the last epoch's without a selection set. */
+    eval_weights(r);
     const float *final_p = r->eval_p, *final_s = r->eval_s;
     int64_t final_epoch = r->p.epoch;
     if (r->have_selection && r->p.early.best_epoch > 0) {
@@ -1623,7 +1726,7 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
         final_epoch = r->p.early.best_epoch;
     }
     /* the state's log ends before the test line: a run extended with --resume continues there */
-    r->p.log_bytes = mtl_log_size(&r->log);
+    note_log(r);
     if (r->want_test) {
         evaluate(r, (float *)final_p, (float *)final_s, &r->test, &tm);
         have_tm = true;
@@ -1647,7 +1750,9 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
         fprintf(stderr, "%s\n", err);
         goto done_lrs;
     }
-    if (save_model(r, r->model_path, final_p, final_s, final_epoch, true) != 0 || save_state(r) != 0) {
+    /* the state first (it is the run's own file); then the model and the log's rename, the pair
+     * that must change together, back to back */
+    if (save_state(r) != 0 || save_model(r, r->model_path, final_p, final_s, final_epoch, true) != 0) {
         fprintf(stderr, "trainer: the run's log is %s; %s was not changed\n", r->log_tmp, r->log_path);
         goto done_lrs;
     }
@@ -1685,6 +1790,8 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
         res->accuracy = have_tm ? tm.accuracy : NAN;
         res->macro_f1 = have_tm ? tm.macro_f1 : NAN;
         res->seconds_per_epoch = spe;
+        res->selected_on = !r->have_selection ? "none (last epoch)"
+                           : pr->select_on_test ? "the TEST set (the book's protocol)" : "validation";
         res->test_best_epoch = r->test_best_epoch;
         res->test_best_rmse = r->test_best_epoch ? r->test_best_rmse : NAN;
         res->test_best_nasa = r->test_best_epoch ? r->test_best_nasa : NAN;
@@ -1693,7 +1800,10 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
 done_lrs:
     free(lrs);
 done:
-    if (sigs_on) signals_restore(&sigs);
+    if (sigs_on) {
+        signals_restore(&sigs);
+        sigaction(SIGPIPE, &old_pipe, NULL);
+    }
     if (have_tm) metrics_free(&tm);
     mtl_meta_free(&resume_meta);
     run_free(r);
@@ -1771,7 +1881,12 @@ int mtl_eval(const MtlModelInfo *m, const MtlEvalOptions *o) {
         print_padded(stderr, m, &test);
     } else {
         const char *ep = mtl_meta_get(&l.meta, "epoch");
-        printf("checkpoint: %s (model %s, epoch %s)\n", path, m->name, ep ? ep : "?");
+        const char *sel = mtl_meta_get(&l.meta, "selected_on");
+        printf("checkpoint: %s (model %s, epoch %s%s%s)\n", path, m->name, ep ? ep : "?",
+               sel ? ", selected on " : "", sel ? sel : "");
+        if (sel && !strcmp(sel, "test"))
+            printf("note: this model was selected on the test set (the book's protocol): the test "
+                   "metrics below are optimistic\n");
         print_test(m, &r, &test, d.cfg.cap_test_rul, d.cfg.rul_cap, NULL, stdout);
     }
     metrics_free(&r);

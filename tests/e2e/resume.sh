@@ -23,6 +23,7 @@ def load(p):
     prog = json.loads(meta.get('train_progress', '{}'))
     prog.pop('train_seconds', None)  # wall time
     prog.pop('log_bytes', None)      # the log holds wall times too (compared without them)
+    prog.pop('log_hash', None)
     meta['train_progress'] = prog
     data = {k: b[8 + n + v['data_offsets'][0]: 8 + n + v['data_offsets'][1]] for k, v in h.items()}
     return meta, data
@@ -42,6 +43,7 @@ same_log() {
 
 ./rc train $T -o straight >/dev/null 2>&1 || fail "straight run"
 [ -f straight/log.jsonl ] && [ -f straight/state.safetensors ] || fail "straight run outputs"
+cp -r straight straight6   # section 4 extends straight/ to 7 epochs
 
 # 1. SIGINT at step 17 (inside epoch 3: 39 steps per epoch at batch 512), then resume
 set +e
@@ -104,4 +106,53 @@ expect_stderr "has finished its 6 epochs"
 # and extending a finished run continues its log after the last epoch line
 ./rc train $T --resume straight/state.safetensors --epochs 7 >/dev/null 2>&1 || fail "extend a finished run"
 [ "$(grep -c '"epoch":' straight/log.jsonl)" -ge 7 ] || fail "extended log"
+# 6. damaged or mismatched resumes are refused cleanly (each kept from a failure found by a
+#    breaker run)
+MTL_TEST_SIGNAL_AT_STEP=50 ./rc train $T -o mid >/dev/null 2>&1 || [ $? = 130 ] || fail "mid: run"
+python3 - mid/state.safetensors "$WORK/huge.safetensors" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
+p = json.loads(h['__metadata__']['train_progress']); p['epoch_step'] = '36028797018963968'
+h['__metadata__']['train_progress'] = json.dumps(p)
+hb = json.dumps(h).encode(); hb += b' ' * (-len(hb) % 8)
+open(sys.argv[2], 'wb').write(struct.pack('<Q', len(hb)) + hb + b[8 + n:])
+PY
+cp -r mid huge_dir && cp "$WORK/huge.safetensors" huge_dir/state.safetensors
+expect_status 1 ./rc train $T --resume huge_dir/state.safetensors
+expect_stderr "damaged checkpoint\|beyond the data"
+# the epoch in progress counts: --epochs must include it (not an all-zero model and exit 0)
+expect_status 1 ./rc train $T --resume mid/state.safetensors --epochs 1
+expect_stderr "already begun"
+# a fresh run does not overwrite an unfinished one
+expect_status 1 ./rc train $T -o mid
+expect_stderr "holds an unfinished run"
+# another run's log in the folder is not continued
+./rc train $T -o seed9 -s 9 -e 2 >/dev/null 2>&1 || fail "seed 9 run"
+cp -r mid other && cp seed9/log.jsonl other/log.jsonl.tmp && rm -f other/log.jsonl
+expect_status 1 ./rc train $T --resume other/state.safetensors
+expect_stderr "the run's log was not found"
+# resuming into another folder takes the log along
+./rc train $T --resume mid/state.safetensors --out moved >/dev/null 2>&1 || fail "resume into another --out"
+cmp straight6/model.safetensors moved/model.safetensors || fail "resume into another --out differs"
+same_log straight6/log.jsonl moved/log.jsonl
+# a state file is not a model: eval says what it is
+expect_status 1 ./rc eval -c straight/state.safetensors
+expect_stderr "looks like a training state"
+
+# 5. the balance methods' state (GABA's EMA and warm-up count, uncertainty's log-variances and
+#    their AdamW moments, DWA's epoch losses, GradNorm's weights) resumes exactly too
+for method in "gaba(warmup = 20, every = 3)" "uncertainty" "dwa" "gradnorm" "pcgrad"; do
+  name=$(echo "$method" | sed 's/[^a-z].*//')
+  sed "s/balance fixed(rul = 0.5, health = 0.5)/balance $method/" "$SRC/tests/e2e/data/resume_bn.mtl" >"bal_$name.mtl"
+  "$MTLC" "bal_$name.mtl" -o "bal_$name" >/dev/null || fail "mtlc bal_$name.mtl"
+  ./"bal_$name" train $T -o "b_${name}_straight" --epochs 4 >/dev/null 2>&1 || fail "$name: straight run"
+  set +e
+  MTL_TEST_SIGNAL_AT_STEP=60 ./"bal_$name" train $T -o "b_${name}_int" --epochs 4 >/dev/null 2>&1
+  st=$?
+  set -e
+  [ "$st" = 130 ] || fail "$name: SIGINT run exit $st"
+  ./"bal_$name" train $T --resume "b_${name}_int/state.safetensors" >/dev/null 2>&1 || fail "$name: resume"
+  cmp "b_${name}_straight/model.safetensors" "b_${name}_int/model.safetensors" || fail "$name: model after resume differs"
+  same_log "b_${name}_straight/log.jsonl" "b_${name}_int/log.jsonl"
+done
 echo "PASS"
