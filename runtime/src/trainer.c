@@ -1059,9 +1059,18 @@ static char *epoch_line2(Run *r, int64_t e, const float *lrs, const float *weigh
     add_num(o, "grad_norm", r->p.norm_count ? r->p.norm_sum / (double)r->p.norm_count : NAN);
     cJSON_AddNumberToObject(o, "clipped_steps", (double)r->p.clipped);
     cJSON_AddNumberToObject(o, "skipped_steps", (double)r->p.skipped);
-    if (have_val) cJSON_AddItemToObject(o, "val", metrics_json(vm));
-    else cJSON_AddNullToObject(o, "val");
-    if (have_tm) cJSON_AddItemToObject(o, "test_epoch", metrics_json(tm));
+    if (have_val) {
+        cJSON *v = metrics_json(vm);
+        if (vm->class_task >= 0) cJSON_AddItemToObject(v, "confusion", confusion_json(vm));
+        cJSON_AddItemToObject(o, "val", v);
+    } else {
+        cJSON_AddNullToObject(o, "val");
+    }
+    if (have_tm) {
+        cJSON *t = metrics_json(tm);
+        if (tm->class_task >= 0) cJSON_AddItemToObject(t, "confusion", confusion_json(tm));
+        cJSON_AddItemToObject(o, "test_epoch", t);
+    }
     add_num(o, "score", score);
     cJSON_AddNumberToObject(o, "best_epoch", (double)r->p.early.best_epoch);
     cJSON_AddStringToObject(o, "weights", r->use_ema ? "ema" : "live");
