@@ -168,22 +168,46 @@ static void fsync_dir_of(const char *path) {
     }
 }
 
+/* A checksum of the data region: FNV-1a 64 over its 32-bit words (little-endian, as stored).
+ * Stored in the metadata as "data_checksum"; a reader that finds it verifies it, so a bit flip
+ * in the weights of a checkpoint is an error instead of a silently different model. */
+static uint64_t data_hash_words(uint64_t h, const unsigned char *p, int64_t bytes) {
+    for (int64_t i = 0; i + 4 <= bytes; i += 4) {
+        uint32_t w = (uint32_t)p[i] | (uint32_t)p[i + 1] << 8 | (uint32_t)p[i + 2] << 16 |
+                     (uint32_t)p[i + 3] << 24;
+        h = (h ^ w) * 1099511628211ull;
+    }
+    return h;
+}
+
+#define CHECKSUM_KEY "data_checksum"
+
 int mtl_safetensors_write(const char *path, const MtlNamedTensor *tensors, int n,
                           const MtlMeta *meta, char *err, size_t err_size) {
+    uint64_t sum = 14695981039346656037ull;
+    for (int i = 0; i < n; i++)
+        sum = data_hash_words(sum, (const unsigned char *)tensors[i].data,
+                              numel(tensors[i].shape, tensors[i].ndim) * 4);
+    char sum_text[40];
+    snprintf(sum_text, sizeof sum_text, "fnv1a64w:%016llx", (unsigned long long)sum);
     Buf h = {0};
     puts_(&h, "{");
     bool first = true;
-    if (meta && meta->n > 0) {
-        puts_(&h, "\"__metadata__\":{");
-        for (int i = 0; i < meta->n; i++) {
-            if (i) puts_(&h, ",");
-            put_json_string(&h, meta->key[i]);
-            puts_(&h, ":");
-            put_json_string(&h, meta->value[i]);
-        }
-        puts_(&h, "}");
-        first = false;
+    puts_(&h, "\"__metadata__\":{");
+    int written = 0;
+    for (int i = 0; meta && i < meta->n; i++) {
+        if (!strcmp(meta->key[i], CHECKSUM_KEY)) continue; /* recomputed below */
+        if (written++) puts_(&h, ",");
+        put_json_string(&h, meta->key[i]);
+        puts_(&h, ":");
+        put_json_string(&h, meta->value[i]);
     }
+    if (written++) puts_(&h, ",");
+    put_json_string(&h, CHECKSUM_KEY);
+    puts_(&h, ":");
+    put_json_string(&h, sum_text);
+    puts_(&h, "}");
+    first = false;
     int64_t off = 0;
     for (int i = 0; i < n; i++) {
         const MtlNamedTensor *t = &tensors[i];
@@ -426,6 +450,18 @@ int mtl_safetensors_read(const char *path, MtlSafetensors *st, char *err, size_t
         mtl_errf(err, err_size, "%s: error: %lld bytes of data but tensors cover %lld", path,
                  (long long)st->data_size, (long long)at);
         goto bad;
+    }
+    const char *want = mtl_meta_get(&st->meta, CHECKSUM_KEY);
+    if (want) {
+        /* the data region in file order is the tensors' data in written order */
+        char got[40];
+        snprintf(got, sizeof got, "fnv1a64w:%016llx",
+                 (unsigned long long)data_hash_words(14695981039346656037ull, st->data, st->data_size));
+        if (strcmp(want, got) != 0) {
+            mtl_errf(err, err_size, "%s: error: the tensor data do not match the file's checksum "
+                     "(%s, computed %s): a damaged file", path, want, got);
+            goto bad;
+        }
     }
     free(order);
     cJSON_Delete(root);

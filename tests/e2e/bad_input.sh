@@ -62,10 +62,23 @@ n = struct.unpack('<Q', b[:8])[0]
 h = json.loads(b[8:8 + n])
 begin = 8 + n + h['optimizer.exp_avg_sq.shared.0.weight']['data_offsets'][0]
 b[begin:begin + 4] = struct.pack('<f', -1.0)
-open(sys.argv[2], 'wb').write(b)
+# drop the data checksum, which would catch the edit first (a checksum error is tested below)
+h['__metadata__'].pop('data_checksum')
+hb = json.dumps(h, separators=(',', ':')).encode(); hb += b' ' * (-len(hb) % 8)
+open(sys.argv[2], 'wb').write(struct.pack('<Q', len(hb)) + hb + bytes(b[8 + n:]))
 PY
 expect_status 1 "$T" train --resume "$WORK/negvar.safetensors" --out "$WORK/negvar_out" --epochs 5
 expect_stderr 'negvar.safetensors: error: tensor "optimizer.exp_avg_sq.shared.0.weight" holds the negative variance -1'
+# one flipped bit in the weights: the data checksum catches it
+python3 - "$WORK/keep.good" "$WORK/flip.safetensors" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+n = struct.unpack('<Q', b[:8])[0]
+b[8 + n + 5] ^= 0x01
+open(sys.argv[2], 'wb').write(b)
+PY
+expect_status 1 "$T" eval --checkpoint "$WORK/flip.safetensors"
+expect_stderr "flip.safetensors: error: the tensor data do not match the file's checksum"
 # the command line takes the same learning rates as a spec: any positive float32
 expect_status 2 "$T" train --lr 1e-50
 expect_status 2 "$T" train --lr 1e39

@@ -84,20 +84,24 @@ static void test_exact_layout(void **state) {
     assert_int_equal(mtl_safetensors_write(path, ts, 2, &meta, err, sizeof err), 0);
     mtl_meta_free(&meta);
 
-    /* 141 bytes of JSON, padded with 3 spaces to 144 */
-    const char header[] = "{\"__metadata__\":{\"format\":\"pt\"},"
+    /* 185 bytes of JSON, padded with 7 spaces to 192. The checksum is FNV-1a 64 over the data's
+     * 32-bit words: h = 14695981039346656037, then h = (h ^ w) * 1099511628211 mod 2^64 for
+     * w = 0x3F800000 (1.0), 0xC0000000 (-2.0), 0x3F000000 (0.5) = 0x5a5b33893b8f2fb7 (worked out
+     * with Python's integers) */
+    const char header[] = "{\"__metadata__\":{\"format\":\"pt\","
+                          "\"data_checksum\":\"fnv1a64w:5a5b33893b8f2fb7\"},"
                           "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                           "\"b\":{\"dtype\":\"F32\",\"shape\":[1,1],\"data_offsets\":[8,12]}}"
-                          "   ";
-    assert_int_equal(sizeof header - 1, 144);
-    unsigned char want[8 + 144 + 12];
-    const unsigned char len[8] = {144, 0, 0, 0, 0, 0, 0, 0};
+                          "       ";
+    assert_int_equal(sizeof header - 1, 192);
+    unsigned char want[8 + 192 + 12];
+    const unsigned char len[8] = {192, 0, 0, 0, 0, 0, 0, 0};
     memcpy(want, len, 8);
-    memcpy(want + 8, header, 144);
+    memcpy(want + 8, header, 192);
     const unsigned char data[12] = {0x00, 0x00, 0x80, 0x3F,  /* 1.0 */
                                     0x00, 0x00, 0x00, 0xC0,  /* -2.0 */
                                     0x00, 0x00, 0x00, 0x3F}; /* 0.5 */
-    memcpy(want + 152, data, 12);
+    memcpy(want + 200, data, 12);
     long n;
     char *got = slurp(path, &n);
     assert_int_equal(n, sizeof want);
