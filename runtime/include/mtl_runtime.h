@@ -387,6 +387,10 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o);
 /* One run (no sweep); fills *res when not NULL. Same return values as mtl_train, plus 130 / 143
  * after SIGINT / SIGTERM (state saved). */
 int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult *res);
+/* What a state checkpoint at path is to a run with options o: none there, a run of these very
+ * settings (finished or not), or something else (other settings, another spec, unreadable). */
+enum { MTL_STATE_NONE, MTL_STATE_FINISHED, MTL_STATE_UNFINISHED, MTL_STATE_OTHER };
+int mtl_train_state_status(const MtlModelInfo *m, const MtlTrainOptions *o, const char *path);
 int mtl_eval(const MtlModelInfo *m, const MtlEvalOptions *o);
 int mtl_predict(const MtlModelInfo *m, const MtlPredictOptions *o);
 

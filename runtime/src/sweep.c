@@ -5,6 +5,7 @@
 #include "mtl_runtime.h"
 
 #include <cJSON.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +134,68 @@ static int write_summary(const char *dir, const MtlModelInfo *m, const MtlRunRes
     return rc;
 }
 
+static const char *selected_text(const char *s) {
+    if (!s) return "validation";
+    if (!strcmp(s, "test")) return "the TEST set (the book's protocol)";
+    if (!strcmp(s, "none")) return "none (last epoch)";
+    return "validation";
+}
+
+static double num_or_nan(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* The result of a finished run from its log (a sweep that continues reuses finished seeds). */
+static int result_from_log(const char *dir, uint64_t seed, int64_t epochs, MtlRunResult *res) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/log.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    memset(res, 0, sizeof *res);
+    res->seed = seed;
+    res->test_best_rmse = res->test_best_nasa = NAN;
+    char *line = NULL;
+    size_t cap = 0;
+    double last_time = 0;
+    int got_test = 0;
+    while (getline(&line, &cap, f) > 0) {
+        cJSON *j = cJSON_Parse(line);
+        if (!j) continue;
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "test");
+        if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "epoch")) &&
+            cJSON_GetObjectItemCaseSensitive(j, "loss")) {
+            res->epochs_run++;
+            last_time = num_or_nan(j, "time_s");
+            const cJSON *te = cJSON_GetObjectItemCaseSensitive(j, "test_epoch");
+            double r = num_or_nan(te, "rmse");
+            if (isfinite(r) && (res->test_best_epoch == 0 || r < res->test_best_rmse)) {
+                res->test_best_epoch = res->epochs_run;
+                res->test_best_rmse = r;
+                res->test_best_nasa = num_or_nan(te, "nasa");
+            }
+        } else if (cJSON_IsObject(t)) {
+            got_test = 1;
+            res->have_test = true;
+            res->rmse = num_or_nan(t, "rmse");
+            res->nasa = num_or_nan(t, "nasa");
+            res->mae = num_or_nan(t, "mae");
+            res->accuracy = num_or_nan(t, "accuracy");
+            res->macro_f1 = num_or_nan(t, "macro_f1");
+            res->best_epoch = (int64_t)num_or_nan(t, "selected_epoch");
+            const cJSON *sel = cJSON_GetObjectItemCaseSensitive(t, "selected_on");
+            res->selected_on = selected_text(cJSON_IsString(sel) ? sel->valuestring : NULL);
+        }
+        cJSON_Delete(j);
+    }
+    free(line);
+    fclose(f);
+    if (!got_test || res->epochs_run == 0) return -1;
+    res->stopped_early = res->epochs_run < epochs;
+    res->seconds_per_epoch = isfinite(last_time) ? last_time / (double)res->epochs_run : NAN;
+    return 0;
+}
+
 int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
     int n = o->n_seeds;
     uint64_t first = o->has_seed ? o->seed : m->train.seed;
@@ -163,8 +226,33 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
         so->seed = from_spec || o->n_seeds == 0 ? first + (uint64_t)i : o->seeds[i];
         snprintf(sub, sizeof sub, "%s/seed-%llu", dir, (unsigned long long)so->seed);
         so->out = sub;
-        fprintf(stderr, "trainer: sweep run %d of %d: seed %llu into %s\n", i + 1, n,
-                (unsigned long long)so->seed, sub);
+        /* a sweep that stopped continues: finished seeds are reused, an interrupted one resumed */
+        char state[4300];
+        snprintf(state, sizeof state, "%s/state.safetensors", sub);
+        int status = mtl_train_state_status(m, so, state);
+        int64_t epochs = so->epochs >= 0 ? so->epochs : m->train.epochs;
+        if (status == MTL_STATE_FINISHED && result_from_log(sub, so->seed, epochs, &res[i]) == 0) {
+            fprintf(stderr, "trainer: sweep run %d of %d: seed %llu already finished in %s; its "
+                            "result is reused\n", i + 1, n, (unsigned long long)so->seed, sub);
+            done++;
+            continue;
+        }
+        if (status == MTL_STATE_OTHER || status == MTL_STATE_FINISHED) {
+            fprintf(stderr, "trainer: error: %s holds a run that is not this sweep's (other settings "
+                            "or spec, or a finished run without its log); choose another --out\n",
+                    state);
+            rc = 1;
+            break;
+        }
+        if (status == MTL_STATE_UNFINISHED) {
+            so->resume = state;
+            so->out = NULL;
+            fprintf(stderr, "trainer: sweep run %d of %d: continuing seed %llu from %s\n", i + 1, n,
+                    (unsigned long long)so->seed, state);
+        } else {
+            fprintf(stderr, "trainer: sweep run %d of %d: seed %llu into %s\n", i + 1, n,
+                    (unsigned long long)so->seed, sub);
+        }
         rc = mtl_train_run(m, so, &res[i]);
         if (rc != 0) break;
         done++;

@@ -1237,6 +1237,39 @@ static bool unfinished_run(Run *r, const char *path) {
     return unfinished;
 }
 
+int mtl_train_state_status(const MtlModelInfo *m, const MtlTrainOptions *o, const char *path) {
+    MtlSafetensors st;
+    char err[MTL_ERR_SIZE];
+    if (access(path, F_OK) != 0) return MTL_STATE_NONE;
+    if (mtl_safetensors_read(path, &st, err, sizeof err) != 0) return MTL_STATE_OTHER;
+    TrainSettings saved, want;
+    TrainProgress tp;
+    train_progress_alloc(&tp, m->n_tasks, m->n_groups);
+    int status = MTL_STATE_OTHER;
+    const char *kind = mtl_meta_get(&st.meta, "checkpoint_kind");
+    const char *th = mtl_meta_get(&st.meta, "model_table_hash");
+    char mine[40];
+    table_hash(mine, sizeof mine);
+    if (kind && !strcmp(kind, "train_state") && th && !strcmp(th, mine) &&
+        train_settings_parse(mtl_meta_get(&st.meta, "train_settings"), &saved, err, sizeof err) == 0 &&
+        train_progress_parse(mtl_meta_get(&st.meta, "train_progress"), &tp, err, sizeof err) == 0) {
+        settings_from(&want, m, o);
+        /* the cadence of checkpoints and the thread count do not change what is trained */
+        want.threads = saved.threads;
+        want.save_every = saved.save_every;
+        want.save_every_steps = saved.save_every_steps;
+        char *a = train_settings_json(&saved), *b = train_settings_json(&want);
+        if (!strcmp(a, b))
+            status = tp.stopped_early || (tp.epoch >= saved.epochs && tp.epoch_step == 0)
+                         ? MTL_STATE_FINISHED : MTL_STATE_UNFINISHED;
+        free(a);
+        free(b);
+    }
+    train_progress_free(&tp);
+    mtl_safetensors_free(&st);
+    return status;
+}
+
 static void run_free(Run *r) {
     if (r->log.f) {
         char err[MTL_ERR_SIZE];

@@ -140,4 +140,29 @@ assert [x['seed'] for x in s['runs']] == [3, 5]
 assert abs(s['mean']['rmse'] - statistics.mean(r)) < 1e-9 and abs(s['std_dev']['rmse'] - statistics.stdev(r)) < 1e-9, (s, r)
 PY
 grep -q "RMSE" sweep/summary.md || fail "summary.md"
+# a sweep stopped by a signal continues where it stopped: the same command resumes the
+# interrupted seed and reuses the finished ones; the summary equals an uninterrupted sweep's
+set +e
+MTL_TEST_SIGNAL_AT_STEP=100 ./dm train $T -o sweep2 -e 2 --seeds 3,5 >/dev/null 2>&1
+st=$?
+set -e
+[ "$st" = 130 ] || fail "interrupted sweep: exit $st"
+./dm train $T -o sweep2 -e 2 --seeds 3,5 >/dev/null 2>"$WORK/stderr" || fail "continued sweep"
+expect_stderr "continuing seed 3"
+./dm train $T -o sweep2 -e 2 --seeds 3,5 >/dev/null 2>"$WORK/stderr" || fail "finished sweep again"
+expect_stderr "seed 5 already finished"
+python3 - sweep/summary.json sweep2/summary.json <<'PY' || fail "continued sweep differs"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+for d in (a, b):
+    for k in ('mean', 'std_dev'): d[k].pop('seconds_per_epoch')
+    for r in d['runs']: r.pop('seconds_per_epoch')
+# (reused results are read back from the log, whose numbers have 15-17 digits: equal to 1e-12)
+close = lambda x, y: x == y or (isinstance(x, float) and abs(x - y) <= 1e-12 * abs(y))
+assert all(close(a['mean'][k], b['mean'][k]) for k in a['mean']), (a['mean'], b['mean'])
+assert all(close(ra[k], rb[k]) for ra, rb in zip(a['runs'], b['runs']) for k in ra), (a['runs'], b['runs'])
+PY
+# other settings in the same folder are not mixed in
+expect_status 1 ./dm train $T -o sweep2 -e 3 --seeds 3,5
+expect_stderr "holds a run that is not this sweep's"
 echo PASS
