@@ -58,6 +58,15 @@ static void bufs_init(Bufs *b, uint64_t seed) {
     }
 }
 
+static void bufs_free(Bufs *b) {
+    free(b->params);
+    free(b->acts);
+    free(b->input);
+    free(b->state);
+    for (int k = 0; k < M->n_tasks; k++) free(b->targets[k]);
+    memset(b, 0, sizeof *b);
+}
+
 static MtlStep step_of(Bufs *b, float *grads) {
     return (MtlStep){.batch = B, .training = 1, .seed = 77, .params = b->params, .grads = grads,
                      .acts = b->acts, .input = b->input, .targets = (const float *const *)b->targets,
@@ -87,6 +96,7 @@ static void reference_grads(const float *w, float *out) {
     MtlStep s = step_of(&b, out);
     fwd(&s);
     bwd(&s);
+    bufs_free(&b);
 }
 
 int main(int argc, char **argv) {
@@ -120,9 +130,10 @@ int main(int argc, char **argv) {
 
     /* 1 and 2 (a relu output head can be dead at some initialisations: then that task's gradient
      * is 0 and nothing is tested, so the first seed where both are nonzero is used) */
-    Bufs b;
+    Bufs b = {0};
     float *g0 = zalloc(n), *g1 = zalloc(n), *g0b = zalloc(n), *comb = zalloc(n), *ref = zalloc(n);
     for (;; init_seed++) {
+        if (b.params) bufs_free(&b);
         bufs_init(&b, init_seed);
         MtlStep t = step_of(&b, g0);
         fwd(&t);
@@ -218,6 +229,17 @@ int main(int argc, char **argv) {
            dot / sqrt(q0 * q1), dot < 0 ? "conflict: projected" : "no conflict: plain sum");
     ok &= close_enough("PCGrad combined vs independent projection", out, ref, n, 1e-5);
     mtl_balance_run_free(&run);
+    bufs_free(&b);
+    bufs_free(&c);
+    bufs_free(&d);
+    free(g0);
+    free(g1);
+    free(g0b);
+    free(comb);
+    free(ref);
+    free(out);
+    mtl_model_info_free(&info);
+    dlclose(so);
     puts(ok ? "balance_check: ok" : "balance_check: FAILED");
     return ok ? 0 : 1;
 }
