@@ -257,7 +257,7 @@ int64_t report_step_floats(const Model *m, int64_t batch, int64_t limit, int *bl
 /* ---- formatting helpers -------------------------------------------------------------- */
 
 /* 3497220 -> "3,497,220" */
-static const char *thousands(int64_t v, char *buf, size_t cap)
+const char *report_thousands(int64_t v, char *buf, size_t cap)
 {
     char raw[32];
     snprintf(raw, sizeof raw, "%lld", (long long)(v < 0 ? -v : v));
@@ -491,7 +491,7 @@ static void balance_describe(const Model *m, const ReportTotals *t, char *what, 
 {
     const char *b = balance_method(m);
     char sh[32];
-    thousands(t->shared, sh, sizeof sh);
+    report_thousands(t->shared, sh, sizeof sh);
     double every = 1;
     for (int i = 0; i < m->balance.n_options; i++)
         if (!strcmp(m->balance.option[i], "every"))
@@ -553,7 +553,7 @@ void report_text(const Model *m, FILE *out)
     for (int i = 0; i < m->n_params; i++) {
         const Param *p = &m->params[i];
         shape_text(&p->shape, a, sizeof a);
-        thousands(p->count, b, sizeof b);
+        report_thousands(p->count, b, sizeof b);
         tasks_text(m, p->task_mask, d, sizeof d);
         table_row(&tab, (const char *const[]){p->name, a, b, p->group >= 0 ? m->groups[p->group].name : "?",
                                               p->trainable ? "yes" : "frozen", d});
@@ -568,11 +568,11 @@ void report_text(const Model *m, FILE *out)
         for (int i = 0; i < m->n_buffers; i++) {
             const Buffer *bf = &m->buffers[i];
             shape_text(&bf->shape, a, sizeof a);
-            thousands(bf->count, b, sizeof b);
+            report_thousands(bf->count, b, sizeof b);
             table_row(&tab, (const char *const[]){bf->name, a, b, bf->init == MTL_INIT_ONES ? "ones" : "zeros"});
         }
         table_print(&tab, out);
-        thousands(buffer_floats(m), a, sizeof a);
+        report_thousands(buffer_floats(m), a, sizeof a);
         fprintf(out, "  %-22s %12s\n", "Total buffers", a);
     }
 
@@ -582,7 +582,7 @@ void report_text(const Model *m, FILE *out)
     table_row(&tab, (const char *const[]){"Group", "Params", "lr", "weight_decay", "betas", "eps", "State"});
     for (int g = 0; g < m->n_groups; g++) {
         const Group *gr = &m->groups[g];
-        thousands(group_count(m, g, false), a, sizeof a);
+        report_thousands(group_count(m, g, false), a, sizeof a);
         if (m->train.lr > 0)
             snprintf(b, sizeof b, "%g (train.lr)", tidy(m->train.lr));
         else
@@ -603,7 +603,7 @@ void report_text(const Model *m, FILE *out)
     tab.right[2] = true;
     table_row(&tab, (const char *const[]){"Block", "Kind", "Params", "Reached by"});
     for (int bl = 0; bl < m->n_blocks; bl++) {
-        thousands(block_count(m, bl), a, sizeof a);
+        report_thousands(block_count(m, bl), a, sizeof a);
         tasks_text(m, block_mask(m, bl), d, sizeof d);
         table_row(&tab, (const char *const[]){m->blocks[bl].prefix, m->blocks[bl].is_trunk ? "trunk (shared)" : "head",
                                               a, d});
@@ -629,7 +629,7 @@ void report_text(const Model *m, FILE *out)
         else
             snprintf(b, sizeof b, "%s", loss_name(tk->loss));
         snprintf(c, sizeof c, "%g", tidy(tk->weight));
-        thousands(task_reach(m, k), e, sizeof e);
+        report_thousands(task_reach(m, k), e, sizeof e);
         table_row(&tab, (const char *const[]){tk->name, a, b, c, e, tk->bind});
     }
     table_print(&tab, out);
@@ -638,22 +638,22 @@ void report_text(const Model *m, FILE *out)
 
     fputs("\nTotals\n", out);
     char pct[32];
-    thousands(t.total, a, sizeof a);
+    report_thousands(t.total, a, sizeof a);
     fprintf(out, "  %-22s %12s\n", "Total params", a);
-    thousands(t.trainable, a, sizeof a);
+    report_thousands(t.trainable, a, sizeof a);
     fprintf(out, "  %-22s %12s\n", "Trainable params", a);
-    thousands(t.frozen, a, sizeof a);
+    report_thousands(t.frozen, a, sizeof a);
     fprintf(out, "  %-22s %12s\n", "Frozen params", a);
-    thousands(t.shared, a, sizeof a);
+    report_thousands(t.shared, a, sizeof a);
     snprintf(pct, sizeof pct, "%.1f", t.shared_percent);
     fprintf(out, "  %-22s %12s  (%s %% shared)\n", "Shared (trunk)", a, pct);
-    thousands(t.task_specific, a, sizeof a);
+    report_thousands(t.task_specific, a, sizeof a);
     snprintf(pct, sizeof pct, "%.1f", t.total ? 100.0 - t.shared_percent : 0.0);
     fprintf(out, "  %-22s %12s  (%s %%)\n", "Task-specific (heads)", a, pct);
 
     fputs("\nCompute (estimated, per sample)\n", out);
-    thousands(t.forward_flops, a, sizeof a);
-    thousands(t.train_flops, b, sizeof b);
+    report_thousands(t.forward_flops, a, sizeof a);
+    report_thousands(t.train_flops, b, sizeof b);
     fprintf(out, "  Forward FLOPs        %s\n  Training-step FLOPs  %s\n", a, b);
     fputs("  Rule: dense = 2*in*out (a multiply-add is 2 FLOPs); bias add, activation and dropout\n"
           "        = 1 per element; losses are not counted. Training step = forward + backward,\n"
@@ -661,7 +661,7 @@ void report_text(const Model *m, FILE *out)
           "        elementwise ops.\n", out);
     print_kind_rules(m, false, out);
 
-    thousands(m->train.batch, a, sizeof a);
+    report_thousands(m->train.batch, a, sizeof a);
     fprintf(out, "\nMemory of one training step at batch %s\n", a);
     struct { const char *what; int64_t bytes; } rows[] = {
         {"Parameters", t.mem_params},       {"Gradients", t.mem_grads},
@@ -673,19 +673,19 @@ void report_text(const Model *m, FILE *out)
         if ((!strcmp(rows[i].what, "Buffers") && m->n_buffers == 0) ||
             (!strcmp(rows[i].what, "Kernel scratch") && t.mem_scratch == 0))
             continue;
-        thousands(rows[i].bytes, a, sizeof a);
+        report_thousands(rows[i].bytes, a, sizeof a);
         human_bytes(rows[i].bytes, f, sizeof f);
         fprintf(out, "  %-24s %12s bytes  (%s)\n", rows[i].what, a, f);
     }
-    thousands(t.acts_per_sample, a, sizeof a);
-    thousands(t.grads_per_sample, b, sizeof b);
+    report_thousands(t.acts_per_sample, a, sizeof a);
+    report_thousands(t.grads_per_sample, b, sizeof b);
     fprintf(out, "  Rule: float32 parameters, gradients and 2 AdamW moments (trainable only), plus\n"
                  "        activations (input and every layer output, %s floats per sample) and\n"
                  "        the gradients of the layer outputs (%s floats per sample), plus targets,\n"
                  "        for one batch.\n", a, b);
     if (t.mem_scratch > 0) {
-        thousands(t.scratch_per_sample, a, sizeof a);
-        thousands(t.scratch_fixed, b, sizeof b);
+        report_thousands(t.scratch_per_sample, a, sizeof a);
+        report_thousands(t.scratch_fixed, b, sizeof b);
         fprintf(out, "        Plus the kernel scratch: one area shared by all layers, sized for the\n"
                      "        largest (%s floats per sample + %s).\n", a, b);
     }

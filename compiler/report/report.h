@@ -39,4 +39,7 @@ void report_totals(const Model *m, ReportTotals *t);
  * *block = *layer = -1 at the input, -2 never; else the block and its layer. */
 int64_t report_step_floats(const Model *m, int64_t batch, int64_t limit, int *block, int *layer);
 
+/* v with thousands separators ("1,000,020"), into buf; returns buf. */
+const char *report_thousands(int64_t v, char *buf, size_t cap);
+
 #endif

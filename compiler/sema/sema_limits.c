@@ -22,20 +22,6 @@
 #include <string.h>
 
 /* 1000020000001 -> "1,000,020,000,001" (v >= 0) */
-static const char *thousands(int64_t v, char *buf, size_t cap)
-{
-    char raw[32];
-    snprintf(raw, sizeof raw, "%lld", (long long)v);
-    size_t n = strlen(raw), o = 0;
-    for (size_t i = 0; i < n && o + 2 < cap; i++) {
-        buf[o++] = raw[i];
-        if ((n - i - 1) % 3 == 0 && i + 1 < n)
-            buf[o++] = ',';
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
 /* The size of n floats, as the report prints sizes: "3.6 TiB". */
 static const char *float_bytes(int64_t n, char *buf, size_t cap)
 {
@@ -76,9 +62,9 @@ void sema_check_size(Sema *s)
         diag_error(s->d, L->span,
                    "the model has %s parameters (%s of float32), more than the limit of %s (%s); "
                    "this layer, with %s, takes it over",
-                   thousands(s->total_params, total, sizeof total), float_bytes(s->total_params, total_b, sizeof total_b),
-                   thousands(SEMA_MAX_PARAMS, max, sizeof max), float_bytes(SEMA_MAX_PARAMS, max_b, sizeof max_b),
-                   thousands(n, own, sizeof own));
+                   report_thousands(s->total_params, total, sizeof total), float_bytes(s->total_params, total_b, sizeof total_b),
+                   report_thousands(SEMA_MAX_PARAMS, max, sizeof max), float_bytes(SEMA_MAX_PARAMS, max_b, sizeof max_b),
+                   report_thousands(n, own, sizeof own));
     }
     int64_t batch = m->train.batch;
     int bi, li;
@@ -90,8 +76,8 @@ void sema_check_size(Sema *s)
     diag_error(s->d, at,
                "one training step at %sbatch %lld needs %s floats (%s) of activations, their gradients and "
                "kernel scratch, more than the limit of %s (%s); %s takes it over",
-               set ? "" : "the default ", (long long)batch, thousands(floats, total, sizeof total),
-               float_bytes(floats, total_b, sizeof total_b), thousands(SEMA_MAX_STEP_FLOATS, max, sizeof max),
+               set ? "" : "the default ", (long long)batch, report_thousands(floats, total, sizeof total),
+               float_bytes(floats, total_b, sizeof total_b), report_thousands(SEMA_MAX_STEP_FLOATS, max, sizeof max),
                float_bytes(SEMA_MAX_STEP_FLOATS, max_b, sizeof max_b), bi >= 0 ? "this layer" : "the input alone");
     if (set)
         diag_note(s->d, set->span, "the batch is set here");

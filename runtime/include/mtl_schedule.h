@@ -1,7 +1,8 @@
 /* The training protocol's pieces, each small, pure and tested on its own (tests/runtime/
  * test_schedule.c): learning-rate warm-up by epoch, reduce-on-plateau, global gradient-norm
  * clipping, an exponential moving average of the weights, and early stopping. The trainer
- * (trainer.c) combines them; BOOK.md section 5 gives the defaults (MTL_PROTOCOL_DEFAULTS).
+ * (trainer.c) combines them; the book's section 5 (../shared/reference/BOOK.md) gives the defaults
+ * (mtl_protocol_defaults).
  *
  * Every state struct is plain data: the trainer saves its fields in a checkpoint's metadata and
  * restores them on --resume, so a resumed run takes the same decisions as an uninterrupted one.
