@@ -48,6 +48,10 @@ int mtl_balance_run_init(MtlBalanceRun *r, const MtlModelInfo *m, bool diagnosti
         }
     }
     if (r->every < 1) r->every = 1;
+    /* measuring every N steps, the EMA gets one update per N steps: beta^N per update keeps its
+     * time constant in steps (about 100 at beta 0.99) what it is when measuring every step */
+    if (r->every > 1 && (r->method == MTL_BALANCE_GABA || r->method == MTL_BALANCE_GRACE))
+        r->b.gaba_beta = pow(r->b.gaba_beta, (double)r->every);
 
     /* the shared parameters: every tensor more than one task reaches; the compiler lays the
      * trunk out first, so they form one range */
