@@ -13,6 +13,7 @@
 #include "seq_kernels.h"
 
 #include "mtl_kernels.h"
+#include "mtk_math.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -73,7 +74,7 @@ void mtk_attention_forward(float *restrict y,          /* [B, T, E] */
                 for (int64_t j = 1; j < T; j++) mx = row[j] > mx ? row[j] : mx;
                 float sum = 0.0f;
                 for (int64_t j = 0; j < T; j++) {
-                    row[j] = expf(row[j] - mx);
+                    row[j] = mtk_expf(row[j] - mx);
                     sum += row[j];
                 }
                 const float inv = 1.0f / sum;

@@ -9,6 +9,7 @@
 #include "mtl_kernels.h"
 
 #include "mtl_abi.h"
+#include "mtk_math.h"
 
 #include <math.h>
 
@@ -24,8 +25,8 @@
 float mtk_act(float x, int act) {
     switch (act) {
     case MTL_ACT_RELU: return x < 0.0f ? 0.0f : x; /* NaN passes through, as in PyTorch */
-    case MTL_ACT_TANH: return tanhf(x);
-    case MTL_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case MTL_ACT_TANH: return mtk_tanhf(x);
+    case MTL_ACT_SIGMOID: return mtk_sigmoidf(x);
     case MTL_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
     case MTL_ACT_SOFTPLUS: return x > 20.0f ? x : log1pf(expf(x)); /* PyTorch threshold 20 */
     default: return x;
@@ -39,10 +40,10 @@ float mtk_act_grad(float x, float y, int act) {
     case MTL_ACT_SIGMOID: return y * (1.0f - y);
     case MTL_ACT_GELU: {
         float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
-        float pdf = 0.39894228040143268f * expf(-0.5f * x * x);
+        float pdf = 0.39894228040143268f * mtk_expf(-0.5f * x * x);
         return cdf + x * pdf;
     }
-    case MTL_ACT_SOFTPLUS: return x > 20.0f ? 1.0f : 1.0f / (1.0f + expf(-x));
+    case MTL_ACT_SOFTPLUS: return x > 20.0f ? 1.0f : mtk_sigmoidf(x);
     default: return 1.0f;
     }
 }
@@ -239,11 +240,11 @@ void mtk_cross_entropy_backward(float *restrict dz, const float *restrict z, con
         float m = row[0];
         for (int64_t j = 1; j < C; j++) m = row[j] > m ? row[j] : m;
         float e = 0.0f;
-        for (int64_t j = 0; j < C; j++) e += expf(row[j] - m);
+        for (int64_t j = 0; j < C; j++) e += mtk_expf(row[j] - m);
         float inv = 1.0f / e;
         int64_t y = mtk_label(labels[i], C);
         for (int64_t j = 0; j < C; j++) {
-            float p = expf(row[j] - m) * inv;
+            float p = mtk_expf(row[j] - m) * inv;
             float g = c * (p - (j == y ? 1.0f : 0.0f));
             out[j] = accumulate ? out[j] + g : g;
         }

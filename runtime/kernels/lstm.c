@@ -12,6 +12,8 @@
  */
 #include "seq_kernels.h"
 
+#include "mtk_math.h"
+
 #include <cblas.h>
 #include <math.h>
 
@@ -19,7 +21,49 @@
  * input-width argument I of the legend; nothing here uses complex numbers. */
 #undef I
 
-static inline float lstm_sigmoid(float z) { return 1.0f / (1.0f + expf(-z)); }
+/* The gate nonlinearities and cell update of one row at one step. has_prev is a constant at
+ * each call site, so each inlined copy has a loop without conditional loads, which the loop
+ * vectoriser needs (a load of cp[k] under "cp != NULL" cannot be made unconditional). */
+static inline void lstm_cell_forward(float *restrict g,        /* [G] pre-activations in, activations out */
+                                     float *restrict c,        /* [H] c_t */
+                                     float *restrict h,        /* [H] h_t */
+                                     const float *restrict cp, /* [H] c_{t-1}, NULL when !has_prev */
+                                     int64_t H, int has_prev) {
+    for (int64_t k = 0; k < H; k++) {
+        float gi = mtk_sigmoidf(g[k]);
+        float gf = mtk_sigmoidf(g[H + k]);
+        float gg = mtk_tanhf(g[2 * H + k]);
+        float go = mtk_sigmoidf(g[3 * H + k]);
+        g[k] = gi, g[H + k] = gf, g[2 * H + k] = gg, g[3 * H + k] = go;
+        float cv = has_prev ? gi * gg + gf * cp[k] : gi * gg;
+        c[k] = cv;
+        h[k] = go * mtk_tanhf(cv);
+    }
+}
+
+/* One row of the backward step: dgates from the saved activations, and the carried dh/dc */
+static inline void lstm_cell_backward(float *restrict dg,        /* [G] out */
+                                      const float *restrict dhb, /* [H] dL/dh_t from the later step */
+                                      float *restrict dcb,       /* [H] dL/dc_t in, dL/dc_{t-1} out */
+                                      const float *restrict g,   /* [G] saved activations */
+                                      const float *restrict c,   /* [H] c_t */
+                                      const float *restrict cp,  /* [H] c_{t-1}, NULL when !has_prev */
+                                      const float *restrict dyt, /* [H] dL/dh_t from the output */
+                                      int64_t H, int has_prev) {
+    for (int64_t k = 0; k < H; k++) {
+        float gi = g[k], gf = g[H + k], gg = g[2 * H + k], go = g[3 * H + k];
+        float tc = mtk_tanhf(c[k]);
+        float dhv = dyt[k] + dhb[k];
+        float dcv = dcb[k] + dhv * go * (1.0f - tc * tc);
+        float cprev = has_prev ? cp[k] : 0.0f;
+        /* chain through each nonlinearity using its saved output */
+        dg[k] = dcv * gg * gi * (1.0f - gi);
+        dg[H + k] = dcv * cprev * gf * (1.0f - gf);
+        dg[2 * H + k] = dcv * gi * (1.0f - gg * gg);
+        dg[3 * H + k] = dhv * tc * go * (1.0f - go);
+        dcb[k] = dcv * gf;
+    }
+}
 
 /* Only backward needs scratch: dgates [B, T, G] for the weight products after the loop, and
  * the carried dh [B, H] and dc [B, H] between steps. Forward needs none (gates and cell hold
@@ -58,22 +102,11 @@ void mtk_lstm_forward(float *restrict y,           /* [B, T, Dout], writes colum
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)G, (int)H, 1.0f, y + tp * Dout + col,
                         (int)(T * Dout), w_hh, (int)H, 1.0f, gates + t * G, (int)(T * G));
         for (int64_t b = 0; b < B; b++) {
-            float *restrict g = gates + (b * T + t) * G;
-            float *restrict c = cell + (b * T + t) * H;
+            float *g = gates + (b * T + t) * G, *c = cell + (b * T + t) * H, *h = y + (b * T + t) * Dout + col;
             /* c_{tp}; at the first step there is none (c_0 = 0), and forming cell + (b·T − 1)·H would
              * point outside the array */
-            const float *restrict cp = s > 0 ? cell + (b * T + tp) * H : NULL;
-            float *restrict h = y + (b * T + t) * Dout + col;
-            for (int64_t k = 0; k < H; k++) {
-                float gi = lstm_sigmoid(g[k]);
-                float gf = lstm_sigmoid(g[H + k]);
-                float gg = tanhf(g[2 * H + k]);
-                float go = lstm_sigmoid(g[3 * H + k]);
-                g[k] = gi, g[H + k] = gf, g[2 * H + k] = gg, g[3 * H + k] = go;
-                float cv = gi * gg + (cp ? gf * cp[k] : 0.0f);
-                c[k] = cv;
-                h[k] = go * tanhf(cv);
-            }
+            if (s > 0) lstm_cell_forward(g, c, h, cell + (b * T + tp) * H, H, 1);
+            else lstm_cell_forward(g, c, h, NULL, H, 0);
         }
     }
 }
@@ -107,26 +140,11 @@ void mtk_lstm_backward(float *restrict dx,           /* [B, T, I] or NULL */
         const int64_t t = reverse ? T - 1 - s : s;
         const int64_t tp = reverse ? t + 1 : t - 1;
         for (int64_t b = 0; b < B; b++) {
-            const float *restrict g = gates + (b * T + t) * G;
-            const float *restrict c = cell + (b * T + t) * H;
-            const float *restrict cp = s > 0 ? cell + (b * T + tp) * H : NULL; /* c_{tp}, none at s = 0 */
-            const float *restrict dyt = dy + (b * T + t) * Dout + col;
-            float *restrict dg = dgates + (b * T + t) * G;
-            float *restrict dhb = dh + b * H;
-            float *restrict dcb = dc + b * H;
-            for (int64_t k = 0; k < H; k++) {
-                float gi = g[k], gf = g[H + k], gg = g[2 * H + k], go = g[3 * H + k];
-                float tc = tanhf(c[k]);
-                float dhv = dyt[k] + dhb[k];
-                float dcv = dcb[k] + dhv * go * (1.0f - tc * tc);
-                float cprev = cp ? cp[k] : 0.0f;
-                /* chain through each nonlinearity using its saved output */
-                dg[k] = dcv * gg * gi * (1.0f - gi);
-                dg[H + k] = dcv * cprev * gf * (1.0f - gf);
-                dg[2 * H + k] = dcv * gi * (1.0f - gg * gg);
-                dg[3 * H + k] = dhv * tc * go * (1.0f - go);
-                dcb[k] = dcv * gf;
-            }
+            const float *g = gates + (b * T + t) * G, *c = cell + (b * T + t) * H;
+            const float *dyt = dy + (b * T + t) * Dout + col;
+            float *dg = dgates + (b * T + t) * G;
+            if (s > 0) lstm_cell_backward(dg, dh + b * H, dc + b * H, g, c, cell + (b * T + tp) * H, dyt, H, 1);
+            else lstm_cell_backward(dg, dh + b * H, dc + b * H, g, c, NULL, dyt, H, 0);
         }
         if (s > 0) {
             /* dh_{tp} [B, H] = dgates_t [B, G] · W_hh [G, H]; overwrites: dy of tp is added in the loop */
@@ -139,13 +157,21 @@ void mtk_lstm_backward(float *restrict dx,           /* [B, T, I] or NULL */
         }
     }
 
-    /* both biases enter the pre-activation alike; the sum over B·T rows runs in double */
+    /* both biases enter the pre-activation alike; the sum over B·T rows runs in double, a block
+     * of columns at a time so that the rows are read along memory (a column at a time strides G
+     * floats per element) */
     if (db_ih || db_hh)
-        for (int64_t j = 0; j < G; j++) {
-            double acc = 0.0;
-            for (int64_t r = 0; r < R; r++) acc += dgates[r * G + j];
-            if (db_ih) db_ih[j] = accumulate_params ? db_ih[j] + (float)acc : (float)acc;
-            if (db_hh) db_hh[j] = accumulate_params ? db_hh[j] + (float)acc : (float)acc;
+        for (int64_t j0 = 0; j0 < G; j0 += 64) {
+            const int64_t nj = G - j0 < 64 ? G - j0 : 64;
+            double acc[64] = {0};
+            for (int64_t r = 0; r < R; r++) {
+                const float *restrict row = dgates + r * G + j0;
+                for (int64_t j = 0; j < nj; j++) acc[j] += row[j];
+            }
+            for (int64_t j = 0; j < nj; j++) {
+                if (db_ih) db_ih[j0 + j] = accumulate_params ? db_ih[j0 + j] + (float)acc[j] : (float)acc[j];
+                if (db_hh) db_hh[j0 + j] = accumulate_params ? db_hh[j0 + j] + (float)acc[j] : (float)acc[j];
+            }
         }
     /* dW_ih [G, I] (+)= dgatesᵀ [G, R] · x [R, I] */
     if (dw_ih)
