@@ -13,6 +13,7 @@
 #include "seq_kernels.h"
 
 #include "mtl_kernels.h"
+#include "mtk_colsum.h"
 #include "mtk_math.h"
 
 #include <cblas.h>
@@ -97,15 +98,6 @@ void mtk_attention_forward(float *restrict y,          /* [B, T, E] */
                 1.0f, y, (int)E);
 }
 
-/* db [N] (+)= Σ_r d[r, :] over R rows of width N, summed in double */
-static void attention_bias_grad(float *restrict db, const float *restrict d, int64_t R, int64_t N, int accumulate) {
-    for (int64_t j = 0; j < N; j++) {
-        double acc = 0.0;
-        for (int64_t r = 0; r < R; r++) acc += d[r * N + j];
-        db[j] = accumulate ? db[j] + (float)acc : (float)acc;
-    }
-}
-
 void mtk_attention_backward(float *restrict dx,           /* [B, T, E] or NULL */
                             float *restrict dw_in,        /* [3E, E] or NULL */
                             float *restrict db_in,        /* [3E] or NULL */
@@ -135,7 +127,7 @@ void mtk_attention_backward(float *restrict dx,           /* [B, T, E] or NULL *
     if (dw_out)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)E, (int)E, (int)R, 1.0f, dy, (int)E, o, (int)E,
                     beta_p, dw_out, (int)E);
-    if (db_out) attention_bias_grad(db_out, dy, R, E, accumulate_params);
+    if (db_out) mtk_colsum(db_out, dy, NULL, R, E, accumulate_params);
     if (!dx && !dw_in && !db_in) return; /* nothing below the out projection is wanted */
     /* dO [R, E] = dy [R, E] · w_out [E, E] */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)E, (int)E, 1.0f, dy, (int)E, w_out, (int)E,
@@ -183,7 +175,7 @@ void mtk_attention_backward(float *restrict dx,           /* [B, T, E] or NULL *
     if (dw_in)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)E3, (int)E, (int)R, 1.0f, dqkv, (int)E3, x, (int)E,
                     beta_p, dw_in, (int)E);
-    if (db_in) attention_bias_grad(db_in, dqkv, R, E3, accumulate_params);
+    if (db_in) mtk_colsum(db_in, dqkv, NULL, R, E3, accumulate_params);
     if (dx)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)E, (int)E3, 1.0f, dqkv, (int)E3, w_in,
                     (int)E, accumulate_dx ? 1.0f : 0.0f, dx, (int)E);

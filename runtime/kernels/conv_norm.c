@@ -11,34 +11,10 @@
 #include "seq_kernels.h"
 
 #include <cblas.h>
+#include "mtk_colsum.h"
+
 #include <math.h>
 #include <string.h>
-
-/* Channels per block of double accumulators: 64 doubles stay in registers/L1 and each row read
- * is 256 contiguous bytes. */
-enum { MTK_CBLK = 64 };
-
-static inline int64_t mtk_min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-/* out [cols] (+)= Σ_r a[r, c] · (b ? b[r, c] : 1), summed in double.
- * a, b [rows, cols]; shared by conv db, layernorm dgamma/dbeta. */
-static void mtk_colsum(float *restrict out, const float *restrict a, const float *restrict b, int64_t rows,
-                       int64_t cols, int accumulate) {
-    for (int64_t c0 = 0; c0 < cols; c0 += MTK_CBLK) {
-        int64_t nc = mtk_min64(MTK_CBLK, cols - c0);
-        double s[MTK_CBLK] = {0};
-        for (int64_t r = 0; r < rows; r++) {
-            const float *ar = a + r * cols + c0;
-            if (b) {
-                const float *br = b + r * cols + c0;
-                for (int64_t j = 0; j < nc; j++) s[j] += (double)ar[j] * (double)br[j];
-            } else {
-                for (int64_t j = 0; j < nc; j++) s[j] += ar[j];
-            }
-        }
-        for (int64_t j = 0; j < nc; j++) out[c0 + j] = accumulate ? out[c0 + j] + (float)s[j] : (float)s[j];
-    }
-}
 
 /* ================================ conv1d ================================
  * Scheme: im2col + one sgemm. col [B·To, K·Cin] holds, for output step (b, t), the K input rows

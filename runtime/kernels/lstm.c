@@ -12,6 +12,7 @@
  */
 #include "seq_kernels.h"
 
+#include "mtk_colsum.h"
 #include "mtk_math.h"
 
 #include <cblas.h>
@@ -157,22 +158,9 @@ void mtk_lstm_backward(float *restrict dx,           /* [B, T, I] or NULL */
         }
     }
 
-    /* both biases enter the pre-activation alike; the sum over B·T rows runs in double, a block
-     * of columns at a time so that the rows are read along memory (a column at a time strides G
-     * floats per element) */
-    if (db_ih || db_hh)
-        for (int64_t j0 = 0; j0 < G; j0 += 64) {
-            const int64_t nj = G - j0 < 64 ? G - j0 : 64;
-            double acc[64] = {0};
-            for (int64_t r = 0; r < R; r++) {
-                const float *restrict row = dgates + r * G + j0;
-                for (int64_t j = 0; j < nj; j++) acc[j] += row[j];
-            }
-            for (int64_t j = 0; j < nj; j++) {
-                if (db_ih) db_ih[j0 + j] = accumulate_params ? db_ih[j0 + j] + (float)acc[j] : (float)acc[j];
-                if (db_hh) db_hh[j0 + j] = accumulate_params ? db_hh[j0 + j] + (float)acc[j] : (float)acc[j];
-            }
-        }
+    /* both biases enter the pre-activation alike: each gets the column sums of dgates */
+    if (db_ih) mtk_colsum(db_ih, dgates, NULL, R, G, accumulate_params);
+    if (db_hh) mtk_colsum(db_hh, dgates, NULL, R, G, accumulate_params);
     /* dW_ih [G, I] (+)= dgatesᵀ [G, R] · x [R, I] */
     if (dw_ih)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)G, (int)I, (int)R, 1.0f, dgates, (int)G, x, (int)I,
