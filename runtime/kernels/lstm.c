@@ -4,8 +4,9 @@
  * adds h_{t−1}·W_hhᵀ for all B rows in one sgemm that reads h_{t−1} straight out of y and writes
  * straight into the gate rows (the rows of one step are T rows apart, hence lda/ldc strides
  * instead of copies), and the gate nonlinearities and the cell update run in a plain loop.
- * Backward walks the steps in the opposite order of the forward pass, keeps dgates for every
- * step in scratch and finishes with one sgemm each for dW_ih and dx over all B·T rows.
+ * Backward walks the steps in the opposite order of the forward pass (one sgemm per step for the
+ * recurrence dh_{t−1} = dgates_t·W_hh), keeps dgates for every step in scratch and finishes with
+ * one sgemm each for dW_hh, dW_ih and dx over all B·T rows.
  * Deliberately not here: stacking layers, bidirectional concatenation beyond writing into a
  * column window of y (the caller runs the two directions), initial states other than zero,
  * projections (proj_size), and any allocation.
@@ -66,12 +67,12 @@ static inline void lstm_cell_backward(float *restrict dg,        /* [G] out */
     }
 }
 
-/* Only backward needs scratch: dgates [B, T, G] for the weight products after the loop, and
- * the carried dh [B, H] and dc [B, H] between steps. Forward needs none (gates and cell hold
- * all of its state). */
+/* Only backward needs scratch: dgates [B, T, G] for the weight products after the loop, the
+ * carried dh [B, H] and dc [B, H] between steps, and the bias gradient [G]. Forward needs none
+ * (gates and cell hold all of its state). */
 MtkScratch mtk_lstm_scratch(int64_t T, int64_t I, int64_t H) {
     (void)I;
-    MtkScratch s = {T * 4 * H + 2 * H, 0};
+    MtkScratch s = {T * 4 * H + 2 * H, 4 * H};
     return s;
 }
 
@@ -131,36 +132,53 @@ void mtk_lstm_backward(float *restrict dx,           /* [B, T, I] or NULL */
     float *dgates = scratch;       /* [B, T, G] gradient w.r.t. the pre-activation gates */
     float *dh = dgates + R * G;    /* [B, H] dL/dh_t arriving from the next processed step */
     float *dc = dh + B * H;        /* [B, H] dL/dc_t arriving from the next processed step */
+    float *dbias = dc + B * H;     /* [G] the bias gradient, the same for both biases */
     for (int64_t j = 0; j < B * H; j++) dh[j] = dc[j] = 0.0f;
-    /* dW_hh gathers one product per step, so it is cleared once rather than by a beta = 0 sgemm
-     * (with T = 1 there is no product at all and it must still be overwritten) */
-    if (dw_hh && !accumulate_params)
-        for (int64_t j = 0; j < G * H; j++) dw_hh[j] = 0.0f;
+    /* t0: the step processed first in the forward pass (no h_{tp}, no c_{tp}) */
+    const int64_t t0 = reverse ? T - 1 : 0;
 
-    for (int64_t s = T - 1; s >= 0; s--) {
+    /* steps processed after t0 in the forward pass, in the opposite order: the recurrence
+     * dh_{tp} = dgates_t · W_hh has to run step by step */
+    for (int64_t s = T - 1; s >= 1; s--) {
         const int64_t t = reverse ? T - 1 - s : s;
         const int64_t tp = reverse ? t + 1 : t - 1;
-        for (int64_t b = 0; b < B; b++) {
-            const float *g = gates + (b * T + t) * G, *c = cell + (b * T + t) * H;
-            const float *dyt = dy + (b * T + t) * Dout + col;
-            float *dg = dgates + (b * T + t) * G;
-            if (s > 0) lstm_cell_backward(dg, dh + b * H, dc + b * H, g, c, cell + (b * T + tp) * H, dyt, H, 1);
-            else lstm_cell_backward(dg, dh + b * H, dc + b * H, g, c, NULL, dyt, H, 0);
-        }
-        if (s > 0) {
-            /* dh_{tp} [B, H] = dgates_t [B, G] · W_hh [G, H]; overwrites: dy of tp is added in the loop */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)H, (int)G, 1.0f, dgates + t * G,
-                        (int)(T * G), w_hh, (int)H, 0.0f, dh, (int)H);
-            /* dW_hh [G, H] += dgates_tᵀ [G, B] · h_{tp} [B, H] */
-            if (dw_hh)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)G, (int)H, (int)B, 1.0f, dgates + t * G,
-                            (int)(T * G), y + tp * Dout + col, (int)(T * Dout), 1.0f, dw_hh, (int)H);
-        }
+        for (int64_t b = 0; b < B; b++)
+            lstm_cell_backward(dgates + (b * T + t) * G, dh + b * H, dc + b * H, gates + (b * T + t) * G,
+                               cell + (b * T + t) * H, cell + (b * T + tp) * H, dy + (b * T + t) * Dout + col, H, 1);
+        /* dh_{tp} [B, H] = dgates_t [B, G] · W_hh [G, H]; overwrites: dy of tp is added in the loop */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)H, (int)G, 1.0f, dgates + t * G,
+                    (int)(T * G), w_hh, (int)H, 0.0f, dh, (int)H);
     }
 
-    /* both biases enter the pre-activation alike: each gets the column sums of dgates */
-    if (db_ih) mtk_colsum(db_ih, dgates, NULL, R, G, accumulate_params);
-    if (db_hh) mtk_colsum(db_hh, dgates, NULL, R, G, accumulate_params);
+    /* dW_hh [G, H] = Σ_t dgates_tᵀ · h_{tp} as one product over all rows instead of one per step:
+     * row (b, t) of dgates pairs with row (b, t − 1) of y going forward, (b, t + 1) in reverse, so
+     * with dgates shifted one row against y the only unwanted pairs are those of t0 with the
+     * neighbouring sample's row. Those dgates rows are still unwritten: zeroed, they add nothing,
+     * and the step t0 below fills them afterwards. */
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t j = 0; j < G; j++) dgates[(b * T + t0) * G + j] = 0.0f;
+    if (dw_hh) {
+        if (R > 1)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)G, (int)H, (int)(R - 1), 1.0f,
+                        reverse ? dgates : dgates + G, (int)G, reverse ? y + Dout + col : y + col, (int)Dout,
+                        accumulate_params ? 1.0f : 0.0f, dw_hh, (int)H);
+        else if (!accumulate_params) /* one row, one step: no pair at all */
+            for (int64_t j = 0; j < G * H; j++) dw_hh[j] = 0.0f;
+    }
+
+    /* the step t0: c_{tp} = 0 */
+    for (int64_t b = 0; b < B; b++)
+        lstm_cell_backward(dgates + (b * T + t0) * G, dh + b * H, dc + b * H, gates + (b * T + t0) * G,
+                           cell + (b * T + t0) * H, NULL, dy + (b * T + t0) * Dout + col, H, 0);
+
+    /* both biases enter the pre-activation alike: both get the column sums of dgates */
+    if (db_ih || db_hh) {
+        mtk_colsum(dbias, dgates, NULL, R, G, 0);
+        for (int64_t j = 0; j < G; j++) {
+            if (db_ih) db_ih[j] = accumulate_params ? db_ih[j] + dbias[j] : dbias[j];
+            if (db_hh) db_hh[j] = accumulate_params ? db_hh[j] + dbias[j] : dbias[j];
+        }
+    }
     /* dW_ih [G, I] (+)= dgatesᵀ [G, R] · x [R, I] */
     if (dw_ih)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)G, (int)I, (int)R, 1.0f, dgates, (int)G, x, (int)I,
