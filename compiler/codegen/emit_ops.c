@@ -269,7 +269,7 @@ void cg_emit_attention(CgCtx *c, const IrNode *n) {
                         tp(c, n->in[0]), tp(c, n->in[1]), tp(c, n->in[2]), tp(c, n->in[3]), tp(c, n->in[4]),
                         c->batch, i64c(c, x->shape.dim[0]), i64c(c, x->shape.dim[1]), i64c(c, n->heads),
                         cg_f32(c, n->p), c->seed, i32c(c, n->site), c->training};
-    cg_call(c, "mtk_attention_forward", a, 18);
+    cg_call(c, n->last_step ? "mtk_attention_last_forward" : "mtk_attention_forward", a, 18);
 }
 
 void cg_emit_attention_bwd(CgCtx *c, const IrNode *n) {
@@ -279,7 +279,7 @@ void cg_emit_attention_bwd(CgCtx *c, const IrNode *n) {
                         tp(c, n->in[4]), tp(c, n->in[5]), tp(c, n->in[6]), c->batch, i64c(c, x->shape.dim[0]),
                         i64c(c, x->shape.dim[1]), i64c(c, n->heads), cg_f32(c, n->p), c->seed, i32c(c, n->site),
                         c->training, i32c(c, n->accumulate), i32c(c, n->accumulate_params)};
-    cg_call(c, "mtk_attention_backward", a, 23);
+    cg_call(c, n->last_step ? "mtk_attention_last_backward" : "mtk_attention_backward", a, 23);
 }
 
 void cg_emit_pool(CgCtx *c, const IrNode *n) {

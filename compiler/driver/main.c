@@ -42,6 +42,7 @@ typedef struct Options {
     int report;   /* 0 none, 1 text, 2 json */
     int opt_level;
     int shared;
+    int no_last_step; /* --no-last-step-pruning */
 } Options;
 
 /* Everything written to stdout must have reached it: flush and close it, and turn any failure
@@ -70,6 +71,9 @@ static void usage(FILE *f) {
             "      --emit=STAGE      print a stage and stop: ast, typed, ir, grad-ir, llvm, asm, obj\n"
             "      --shared          with -o: build a shared object exporting the model (no trainer)\n"
             "  -O LEVEL              LLVM optimisation level 0-3 (default 3)\n"
+            "      --no-last-step-pruning\n"
+            "                        compute every time step of an attention block that only\n"
+            "                        reaches a pool(last) (same results; for comparisons)\n"
             "  -h, --help            this help\n"
             "      --version         print the version\n"
             "\n"
@@ -96,10 +100,11 @@ static Emit parse_emit(const char *s) {
 }
 
 static void parse_args(int argc, char **argv, Options *o) {
-    enum { OPT_REPORT = 256, OPT_EMIT, OPT_VERSION, OPT_SHARED };
+    enum { OPT_REPORT = 256, OPT_EMIT, OPT_VERSION, OPT_SHARED, OPT_NO_LAST_STEP };
     static const struct option longs[] = {
         {"output", required_argument, 0, 'o'}, {"report", optional_argument, 0, OPT_REPORT},
         {"emit", required_argument, 0, OPT_EMIT}, {"shared", no_argument, 0, OPT_SHARED},
+        {"no-last-step-pruning", no_argument, 0, OPT_NO_LAST_STEP},
         {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, OPT_VERSION}, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
@@ -121,6 +126,7 @@ static void parse_args(int argc, char **argv, Options *o) {
             break;
         case OPT_EMIT: o->emit = parse_emit(optarg); break;
         case OPT_SHARED: o->shared = 1; break;
+        case OPT_NO_LAST_STEP: o->no_last_step = 1; break;
         case 'h': usage(stdout); exit(finish_stdout() ? 1 : 0);
         case OPT_VERSION:
             printf("mtlc %s (LLVM %s)\n", MTLC_VERSION, MTLC_LLVM_VERSION);
@@ -349,6 +355,7 @@ static int compile(const Options *o) {
     } else if (o->emit != EMIT_NONE || o->out) {
         IrGraph *g = ir_lower(m);
         ir_fuse(g);
+        if (!o->no_last_step) ir_prune_last_step(g);
         if (o->emit != EMIT_IR) ad_build_backward(g);
         ir_plan_memory(g);
         ir_verify(g);

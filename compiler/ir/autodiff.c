@@ -210,6 +210,7 @@ static void ad_grad_attention(IrGraph *g, const IrNode *fwd) {
     n.in[5] = fwd->in[1];
     n.in[6] = fwd->in[3];
     n.heads = fwd->heads;
+    n.last_step = fwd->last_step;
     n.p = fwd->p;
     n.site = fwd->site;
     n.out[0] = grad_in(g, fwd->in[0], &n.accumulate);

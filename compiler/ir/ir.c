@@ -530,6 +530,7 @@ void ir_dump(const IrGraph *g, FILE *out, bool with_backward) {
                                         (long long)n->stride, (long long)n->padding);
         if (n->op == IR_ATTENTION) fprintf(out, " heads=%lld p=%g site=%u", (long long)n->heads, n->p, n->site);
         if (n->op == IR_POOL) fprintf(out, " pool=%d", n->pool);
+        if (n->last_step) fprintf(out, " last_step");
         if (n->accumulate_params) fprintf(out, " accumulate_params");
         fprintf(out, "\n");
     }

@@ -59,6 +59,7 @@ typedef struct IrNode {
     float eps, momentum; /* norms */
     int64_t kernel, stride, padding; /* conv1d */
     int64_t heads;    /* attention */
+    bool last_step;   /* attention: only the last time step's row is computed (ir_prune_last_step) */
     int pool;         /* PoolKind */
     uint32_t site;    /* dropout mask stream */
     int task;         /* loss ops */
@@ -99,6 +100,9 @@ void ir_free(IrGraph *g);
 IrGraph *ir_lower(const Model *m);
 /* merges dense → activation pairs into the dense epilogue where the intermediate has no other use */
 void ir_fuse(IrGraph *g);
+/* rewrites row-wise layers between an attention and a pool(last) to the last row only
+ * (compiler/ir/last_step.c); returns how many pools it pruned */
+int ir_prune_last_step(IrGraph *g);
 /* appends the backward pass of sum_k w_k L_k (w_k read at run time) */
 void ad_build_backward(IrGraph *g);
 /* assigns offsets: parameters sorted by group, activations and gradients in the acts region */

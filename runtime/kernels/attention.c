@@ -180,3 +180,155 @@ void mtk_attention_backward(float *restrict dx,           /* [B, T, E] or NULL *
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)E, (int)E3, 1.0f, dqkv, (int)E3, w_in,
                     (int)E, accumulate_dx ? 1.0f : 0.0f, dx, (int)E);
 }
+
+/* ---- last query only ----
+ * Keys and values for all T rows, everything else for row L = T − 1 (see seq_kernels.h). The
+ * per-(b, h) work is a T × D matrix-vector product each way, done in plain loops: a BLAS call
+ * would cost more than its 2·T·D flops. The dropout index of (b, h, j) is the full kernel's
+ * ((b·NH + h)·T + L)·T + j, so the kept weights are the same. */
+void mtk_attention_last_forward(float *restrict y,          /* [B, E] */
+                                float *restrict qkv,        /* [B, T, 3E] saved */
+                                float *restrict probs,      /* [B, NH, T] saved: last row of P */
+                                float *restrict o,          /* [B, E] saved: heads of the last row */
+                                float *restrict scratch,    /* unused here */
+                                const float *restrict x,    /* [B, T, E] */
+                                const float *restrict w_in, /* [3E, E] */
+                                const float *restrict b_in, /* [3E] or NULL */
+                                const float *restrict w_out, /* [E, E] */
+                                const float *restrict b_out, /* [E] or NULL */
+                                int64_t B, int64_t T, int64_t E, int64_t NH, float p, uint64_t seed, uint32_t site,
+                                int64_t training) {
+    (void)scratch;
+    const int64_t R = B * T, E3 = 3 * E, D = E / NH, L = T - 1;
+    const float scale = 1.0f / sqrtf((float)D);
+    const int drop = training && p > 0.0f;
+    const float keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+
+    /* k | v [R, 2E] = b_in[E, 3E) + x · w_in[E, 3E)ᵀ */
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t j = E; j < E3; j++) qkv[r * E3 + j] = b_in ? b_in[j] : 0.0f;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)(2 * E), (int)E, 1.0f, x, (int)E, w_in + E * E,
+                (int)E, 1.0f, qkv + E, (int)E3);
+    /* q of row L [B, E] = b_in[0, E) + x[:, L] · w_in[0, E)ᵀ */
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t j = 0; j < E; j++) qkv[(b * T + L) * E3 + j] = b_in ? b_in[j] : 0.0f;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)E, (int)E, 1.0f, x + L * E, (int)(T * E), w_in,
+                (int)E, 1.0f, qkv + L * E3, (int)(T * E3));
+
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < NH; h++) {
+            const int64_t bh = b * NH + h;
+            const float *q = qkv + (b * T + L) * E3 + h * D, *k = qkv + b * T * E3 + E + h * D, *v = k + E;
+            float *P = probs + bh * T, *oh = o + b * E + h * D;
+            float mx = -INFINITY;
+            for (int64_t j = 0; j < T; j++) {
+                float sdot = 0.0f;
+                for (int64_t d = 0; d < D; d++) sdot += q[d] * k[j * E3 + d];
+                P[j] = sdot * scale;
+                mx = P[j] > mx ? P[j] : mx;
+            }
+            float sum = 0.0f;
+            for (int64_t j = 0; j < T; j++) {
+                P[j] = mtk_expf(P[j] - mx);
+                sum += P[j];
+            }
+            const float inv = 1.0f / sum;
+            for (int64_t j = 0; j < T; j++) P[j] *= inv;
+            for (int64_t d = 0; d < D; d++) oh[d] = 0.0f;
+            for (int64_t j = 0; j < T; j++) {
+                float w = P[j];
+                if (drop)
+                    w = mtk_dropout_keep(seed, site, (uint64_t)((bh * T + L) * T + j), p) ? w * keep_scale : 0.0f;
+                for (int64_t d = 0; d < D; d++) oh[d] += w * v[j * E3 + d];
+            }
+        }
+
+    /* y [B, E] = b_out + o · w_outᵀ */
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t j = 0; j < E; j++) y[b * E + j] = b_out ? b_out[j] : 0.0f;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)E, (int)E, 1.0f, o, (int)E, w_out, (int)E, 1.0f,
+                y, (int)E);
+}
+
+void mtk_attention_last_backward(float *restrict dx,          /* [B, T, E] or NULL */
+                                 float *restrict dw_in,       /* [3E, E] or NULL */
+                                 float *restrict db_in,       /* [3E] or NULL */
+                                 float *restrict dw_out,      /* [E, E] or NULL */
+                                 float *restrict db_out,      /* [E] or NULL */
+                                 float *restrict scratch,     /* mtk_attention_scratch(T, E, NH) */
+                                 const float *restrict dy,    /* [B, E] */
+                                 const float *restrict qkv,   /* [B, T, 3E] saved */
+                                 const float *restrict probs, /* [B, NH, T] saved */
+                                 const float *restrict o,     /* [B, E] saved */
+                                 const float *restrict x,     /* [B, T, E] */
+                                 const float *restrict w_in,  /* [3E, E] */
+                                 const float *restrict w_out, /* [E, E] */
+                                 int64_t B, int64_t T, int64_t E, int64_t NH, float p, uint64_t seed, uint32_t site,
+                                 int64_t training, int accumulate_dx, int accumulate_params) {
+    const int64_t R = B * T, E3 = 3 * E, D = E / NH, L = T - 1;
+    const float scale = 1.0f / sqrtf((float)D);
+    const int drop = training && p > 0.0f;
+    const float keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    const float beta_p = accumulate_params ? 1.0f : 0.0f;
+    float *dO = scratch;                 /* [B, E] gradient w.r.t. o */
+    float *dqkv = dO + B * E;            /* [R, 3E]: dq at rows L only, dk and dv everywhere */
+    float *dP = scratch + 4 * T * E * B; /* [T] dL/dP', then dL/dS, of the current head */
+
+    /* out_proj over the B last rows */
+    if (dw_out)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)E, (int)E, (int)B, 1.0f, dy, (int)E, o, (int)E,
+                    beta_p, dw_out, (int)E);
+    if (db_out) mtk_colsum(db_out, dy, NULL, B, E, accumulate_params);
+    if (!dx && !dw_in && !db_in) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)E, (int)E, 1.0f, dy, (int)E, w_out, (int)E,
+                0.0f, dO, (int)E);
+
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < NH; h++) {
+            const int64_t bh = b * NH + h;
+            const float *q = qkv + (b * T + L) * E3 + h * D, *k = qkv + b * T * E3 + E + h * D, *v = k + E;
+            float *dq = dqkv + (b * T + L) * E3 + h * D, *dk = dqkv + b * T * E3 + E + h * D, *dv = dk + E;
+            const float *dOh = dO + b * E + h * D, *P = probs + bh * T;
+            /* dv_j = P'_j · dO_h; dP'_j = dO_h · v_j; through the dropout mask back to dP */
+            for (int64_t j = 0; j < T; j++) {
+                const int keep = drop ? mtk_dropout_keep(seed, site, (uint64_t)((bh * T + L) * T + j), p) : 1;
+                const float f = drop ? (keep ? keep_scale : 0.0f) : 1.0f;
+                const float pa = P[j] * f;
+                float dpa = 0.0f;
+                for (int64_t d = 0; d < D; d++) {
+                    dv[j * E3 + d] = pa * dOh[d];
+                    dpa += dOh[d] * v[j * E3 + d];
+                }
+                dP[j] = dpa * f;
+            }
+            /* softmax: dS = P ⊙ (dP − Σ_j dP ⊙ P) */
+            float dot = 0.0f;
+            for (int64_t j = 0; j < T; j++) dot += dP[j] * P[j];
+            for (int64_t j = 0; j < T; j++) dP[j] = P[j] * (dP[j] - dot) * scale;
+            /* dq_h = Σ_j dS_j k_j / sqrt(D); dk_j = dS_j q_h / sqrt(D) */
+            for (int64_t d = 0; d < D; d++) dq[d] = 0.0f;
+            for (int64_t j = 0; j < T; j++)
+                for (int64_t d = 0; d < D; d++) {
+                    dq[d] += dP[j] * k[j * E3 + d];
+                    dk[j * E3 + d] = dP[j] * q[d];
+                }
+        }
+
+    /* in_proj, q part over the B last rows, k | v part over all R rows */
+    if (dw_in) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)E, (int)E, (int)B, 1.0f, dqkv + L * E3,
+                    (int)(T * E3), x + L * E, (int)(T * E), beta_p, dw_in, (int)E);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(2 * E), (int)E, (int)R, 1.0f, dqkv + E, (int)E3, x,
+                    (int)E, beta_p, dw_in + E * E, (int)E);
+    }
+    if (db_in) {
+        mtk_colsum_ld(db_in, dqkv + L * E3, NULL, B, E, T * E3, accumulate_params);
+        mtk_colsum_ld(db_in + E, dqkv + E, NULL, R, 2 * E, E3, accumulate_params);
+    }
+    if (dx) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)E, (int)(2 * E), 1.0f, dqkv + E, (int)E3,
+                    w_in + E * E, (int)E, accumulate_dx ? 1.0f : 0.0f, dx, (int)E);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)E, (int)E, 1.0f, dqkv + L * E3,
+                    (int)(T * E3), w_in, (int)E, 1.0f, dx + L * E, (int)(T * E));
+    }
+}

@@ -91,6 +91,21 @@ void mtk_attention_backward(float *dx, float *dw_in, float *db_in, float *dw_out
                             float p, uint64_t seed, uint32_t site, int64_t training, int accumulate_dx,
                             int accumulate_params);
 
+/* The same attention when only the last time step of its output is used (the compiler's
+ * last-step pruning, compiler/ir/last_step.c): queries, scores, softmax and the output projection
+ * for row T − 1 only; keys and values for every row. Same arguments and scratch; saved tensors
+ * y [B, E], qkv [B, T, 3E] (q columns valid at row T − 1 only), probs [B, NH, T], o [B, E];
+ * dy [B, E]. Row T − 1 of the full kernel's result, dropout masks included. */
+void mtk_attention_last_forward(float *y, float *qkv, float *probs, float *o, float *scratch, const float *x,
+                                const float *w_in, const float *b_in, const float *w_out, const float *b_out,
+                                int64_t B, int64_t T, int64_t E, int64_t NH, float p, uint64_t seed,
+                                uint32_t site, int64_t training);
+void mtk_attention_last_backward(float *dx, float *dw_in, float *db_in, float *dw_out, float *db_out,
+                                 float *scratch, const float *dy, const float *qkv, const float *probs,
+                                 const float *o, const float *x, const float *w_in, const float *w_out, int64_t B,
+                                 int64_t T, int64_t E, int64_t NH, float p, uint64_t seed, uint32_t site,
+                                 int64_t training, int accumulate_dx, int accumulate_params);
+
 /* ---- pooling over time: x [B, T, C] → y [B, C] ----
  * kind 0 last step, 1 mean, 2 max (saved argmax [B, C] as floats; ties take the first). */
 void mtk_pool_forward(float *y, float *argmax, const float *x, int64_t B, int64_t T, int64_t C, int kind);

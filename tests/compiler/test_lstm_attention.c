@@ -666,6 +666,88 @@ static void test_attention_head_counts(void **state) {
     att_case_free(&c4);
 }
 
+/* ---- last query only (mtk_attention_last_*) ----
+ * The loss is Σ dy[b, e] · y_ref[b, T − 1, e]: the reference's last row, so central differences of
+ * the naive full attention check every gradient of the pruned kernels; the forward output and the
+ * saved softmax row must equal the full kernel's row T − 1. */
+static double att_last_loss(void *ctx) {
+    AttCase *c = ctx;
+    const int64_t T = c->T, E = c->E;
+    double *y = dalloc((int64_t)c->B * T * E);
+    ref_attention(y, c->x, c->w_in, c->b_in, c->w_out, c->b_out, c->B, c->T, c->E, c->NH, (double)c->p, c->seed,
+                  c->site, c->training);
+    double L = 0.0;
+    for (int64_t b = 0; b < c->B; b++)
+        for (int64_t e = 0; e < E; e++) L += c->dy[b * E + e] * y[(b * T + T - 1) * E + e];
+    free(y);
+    return L;
+}
+
+static void att_last_check_case(AttCase *c, const char *name) {
+    const int64_t B = c->B, T = c->T, E = c->E, NH = c->NH, R = B * T, L = T - 1;
+    AttRun full = att_run_alloc(c);
+    att_forward(c, &full);
+    float *y = falloc(B * E), *qkv = falloc(R * 3 * E), *probs = falloc(B * NH * T), *o = falloc(B * E);
+    float *scratch = scratch_alloc(mtk_attention_scratch(T, E, NH), B);
+    mtk_attention_last_forward(y, qkv, probs, o, scratch, full.x, full.w_in, full.b_in, full.w_out, full.b_out, B, T,
+                               E, NH, c->p, c->seed, c->site, c->training);
+    for (int64_t b = 0; b < B; b++) {
+        for (int64_t e = 0; e < E; e++)
+            assert_float_equal(y[b * E + e], full.y[(b * T + L) * E + e], 1e-5 * (1 + fabsf(full.y[(b * T + L) * E + e])));
+        for (int64_t h = 0; h < NH; h++)
+            for (int64_t j = 0; j < T; j++)
+                assert_float_equal(probs[(b * NH + h) * T + j], full.probs[((b * NH + h) * T + L) * T + j], 1e-6);
+    }
+    /* gradients: dy of the last rows (c->dy's first B·E values) against central differences */
+    float *dy = to_float(c->dy, B * E);
+    float *dx = falloc(R * E), *dw_in = falloc(3 * E * E), *db_in = falloc(3 * E), *dw_out = falloc(E * E),
+          *db_out = falloc(E);
+    mtk_attention_last_backward(dx, dw_in, db_in, dw_out, db_out, scratch, dy, qkv, probs, o, full.x, full.w_in,
+                                full.w_out, B, T, E, NH, c->p, c->seed, c->site, c->training, 0, 0);
+    struct {
+        const char *n;
+        double *param;
+        const float *got;
+        int64_t count;
+    } checks[] = {{"dx", c->x, dx, R * E},           {"dw_in", c->w_in, dw_in, 3 * E * E},
+                  {"db_in", c->b_in, db_in, 3 * E},  {"dw_out", c->w_out, dw_out, E * E},
+                  {"db_out", c->b_out, db_out, E}};
+    char what[96];
+    for (size_t k = 0; k < sizeof checks / sizeof checks[0]; k++) {
+        double *num = dalloc(checks[k].count);
+        numeric_grad(num, checks[k].param, checks[k].count, att_last_loss, c);
+        snprintf(what, sizeof what, "%s: %s", name, checks[k].n);
+        check_close(what, checks[k].got, num, checks[k].count, RTOL, &worst_att_grad);
+        free(num);
+    }
+    /* accumulate flags add one more backward */
+    float *once = falloc(R * E);
+    memcpy(once, dx, sizeof(float) * (size_t)(R * E));
+    float *dw_once = falloc(3 * E * E);
+    memcpy(dw_once, dw_in, sizeof(float) * (size_t)(3 * E * E));
+    mtk_attention_last_backward(dx, dw_in, db_in, dw_out, db_out, scratch, dy, qkv, probs, o, full.x, full.w_in,
+                                full.w_out, B, T, E, NH, c->p, c->seed, c->site, c->training, 1, 1);
+    for (int64_t i = 0; i < R * E; i++) assert_float_equal(dx[i], 2.0f * once[i], 1e-6 * (1 + fabsf(once[i])));
+    for (int64_t i = 0; i < 3 * E * E; i++)
+        assert_float_equal(dw_in[i], 2.0f * dw_once[i], 1e-6 * (1 + fabsf(dw_once[i])));
+    float *all[] = {y, qkv, probs, o, scratch, dy, dx, dw_in, db_in, dw_out, db_out, once, dw_once};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+    att_run_free(&full);
+}
+
+static void test_attention_last_query(void **state) {
+    (void)state;
+    AttCase c = att_case(3, 5, 8, 2, 0.0f, 1);
+    att_last_check_case(&c, "attention last p=0");
+    att_case_free(&c);
+    AttCase d = att_case(2, 6, 8, 4, 0.3f, 1); /* dropout: the same masks as the full kernel's last row */
+    att_last_check_case(&d, "attention last p=0.3 training");
+    att_case_free(&d);
+    AttCase e = att_case(2, 1, 4, 1, 0.3f, 0); /* T = 1, evaluation */
+    att_last_check_case(&e, "attention last T=1 eval");
+    att_case_free(&e);
+}
+
 static int print_worst(void **state) {
     (void)state;
     printf("worst relative errors: lstm forward %.2e, lstm gradients %.2e, attention forward %.2e, "
@@ -689,6 +771,7 @@ int main(void) {
         cmocka_unit_test(test_attention_eval_ignores_dropout),
         cmocka_unit_test(test_attention_accumulate_and_null),
         cmocka_unit_test(test_attention_head_counts),
+        cmocka_unit_test(test_attention_last_query),
     };
     return cmocka_run_group_tests(tests, NULL, print_worst);
 }
