@@ -3,14 +3,22 @@
  *
  *   step_bench MODEL.so [--batch 256] [--steps N] [--repeats R] [--infer]
  *              [--balance METHOD [--every N]]
+ *   step_bench --blas-core
  *
  * --balance gaba (or any method of mtl_balance.h) times the step the trainer takes with that
  * method: one forward pass, one backward pass per task when the per-task gradients are measured
  * (every N-th step), the method's weights and the combined gradient (runtime/src/balance_step.c),
  * then AdamW. Without it the step is one forward and one backward pass of the fixed-weight loss.
  *
- * Prints one JSON object: the per-step milliseconds of each repeat and their median. The work
- * per step is exactly what the trainer does per batch, minus data gathering.
+ * Prints one JSON object: the per-step milliseconds of each repeat and their median, the OpenBLAS
+ * kernel, the parameter count, and the resident memory just before the first step and at its
+ * peak (kB). The work per step is exactly what the trainer does per batch, minus data gathering.
+ *
+ * Like the trainer, step_bench first lets the runtime pick the OpenBLAS kernel (mtl_blas_select:
+ * it may re-execute itself once with OPENBLAS_CORETYPE set), so a timing is of the kernel a
+ * training run would use. --blas-core prints that choice and stops: {"core": the kernel's name,
+ * "coretype": OPENBLAS_CORETYPE as set by the selection or the user, or null when OpenBLAS's own
+ * choice stands}. run.sh gives PyTorch the same.
  */
 #include "mtl_abi.h"
 #include "mtl_balance_step.h"
@@ -20,7 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef void (*PassFn)(MtlStep *);
 
@@ -30,14 +40,32 @@ static double now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
+/* Resident set size now, in kB (Linux /proc; -1 elsewhere). */
+static long rss_kb(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size, resident;
+    int n = f ? fscanf(f, "%ld %ld", &size, &resident) : 0;
+    if (f) fclose(f);
+    return n == 2 ? resident * (sysconf(_SC_PAGESIZE) / 1024) : -1;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
 int main(int argc, char **argv) {
+    mtl_blas_select(argc, argv); /* may re-execute this program once, as the trainer does */
+    if (argc == 2 && !strcmp(argv[1], "--blas-core")) {
+        const char *ct = getenv("OPENBLAS_CORETYPE");
+        printf("{\"core\":\"%s\",\"coretype\":", mtl_blas_corename());
+        printf(ct ? "\"%s\"}\n" : "null}\n", ct);
+        return 0;
+    }
     if (argc < 2) {
-        fprintf(stderr, "usage: step_bench MODEL.so [--batch B] [--steps N] [--repeats R] [--infer]\n");
+        fprintf(stderr, "usage: step_bench MODEL.so [--batch B] [--steps N] [--repeats R] [--infer]\n"
+                        "                  [--balance METHOD [--every N]]\n"
+                        "       step_bench --blas-core\n");
         return 2;
     }
     int64_t B = 256;
@@ -112,6 +140,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    long rss_before = rss_kb(); /* everything allocated; activations untouched so far (calloc) */
     int64_t step_no = 0;
     double *ms = calloc((size_t)repeats, sizeof(double));
     for (int r = -1; r < repeats; r++) { /* r = -1 warms up caches, BLAS threads and page tables */
@@ -137,9 +166,12 @@ int main(int argc, char **argv) {
     char mode[64];
     if (balance) snprintf(mode, sizeof mode, "train_step_%s_every_%g", balance, every);
     else snprintf(mode, sizeof mode, "%s", infer ? "inference" : "train_step");
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru); /* ru_maxrss: kB on Linux */
     printf("{\"model\":\"%s\",\"batch\":%lld,\"mode\":\"%s\",\"median_ms\":%.4f,\"ms\":[", m.name, (long long)B,
            mode, sorted[repeats / 2]);
     for (int r = 0; r < repeats; r++) printf("%s%.4f", r ? "," : "", ms[r]);
-    printf("]}\n");
+    printf("],\"blas_core\":\"%s\",\"n_params\":%lld,\"rss_before_kb\":%ld,\"max_rss_kb\":%ld}\n",
+           mtl_blas_corename(), (long long)m.n_params, rss_before, (long)ru.ru_maxrss);
     return 0;
 }
