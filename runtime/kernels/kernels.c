@@ -9,6 +9,7 @@
 #include "mtl_kernels.h"
 
 #include "mtl_abi.h"
+#include "mtk_colsum.h"
 #include "mtk_math.h"
 
 #include <math.h>
@@ -73,12 +74,7 @@ void mtk_bias_act_backward(float *restrict dz, float *restrict db, const float *
             dz[k] = dy[k] * mtk_act_grad(z ? z[k] : 0.0f, y[k], act);
         }
     }
-    if (!db) return;
-    for (int64_t j = 0; j < N; j++) {
-        double s = 0.0;
-        for (int64_t i = 0; i < B; i++) s += dz[i * N + j];
-        db[j] = accumulate_db ? db[j] + (float)s : (float)s;
-    }
+    if (db) mtk_colsum(db, dz, NULL, B, N, accumulate_db);
 }
 
 void mtk_act_forward(float *restrict y, const float *restrict x, int64_t n, int act) {
@@ -219,15 +215,24 @@ static inline int64_t mtk_label(float v, int64_t C) {
 
 void mtk_cross_entropy_forward(float *loss, const float *restrict z, const float *restrict labels, int64_t B,
                                int64_t C) {
-    double s = 0.0;
+    /* Σ_i log e_i as the log of running products: every e_i lies in [1, C] (its largest term is
+     * exp(0)), so a product flushed once past 2^900 stays below 2^(900 + 63) and one log serves
+     * many rows instead of one libm call per row. */
+    double s = 0.0, prod = 1.0;
     for (int64_t i = 0; i < B; i++) {
         const float *row = z + i * C;
         float m = row[0];
         for (int64_t j = 1; j < C; j++) m = row[j] > m ? row[j] : m;
         double e = 0.0;
-        for (int64_t j = 0; j < C; j++) e += exp((double)row[j] - m);
-        s += (double)m + log(e) - (double)row[mtk_label(labels[i], C)];
+        for (int64_t j = 0; j < C; j++) e += (double)mtk_expf(row[j] - m);
+        s += (double)m - (double)row[mtk_label(labels[i], C)];
+        prod *= e;
+        if (prod > 0x1p900) {
+            s += log(prod);
+            prod = 1.0;
+        }
     }
+    s += log(prod);
     *loss = (float)(s / (double)B);
 }
 
@@ -252,9 +257,5 @@ void mtk_cross_entropy_backward(float *restrict dz, const float *restrict z, con
 }
 
 void mtk_bias_backward(float *restrict db, const float *restrict dy, int64_t B, int64_t N, int accumulate) {
-    for (int64_t j = 0; j < N; j++) {
-        double s = 0.0;
-        for (int64_t i = 0; i < B; i++) s += dy[i * N + j];
-        db[j] = accumulate ? db[j] + (float)s : (float)s;
-    }
+    mtk_colsum(db, dy, NULL, B, N, accumulate);
 }
