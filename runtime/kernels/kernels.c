@@ -213,23 +213,64 @@ static inline int64_t mtk_label(float v, int64_t C) {
     return k < 0 ? 0 : (k >= C ? C - 1 : k);
 }
 
+/* Cross-entropy works through the batch in chunks of whole rows: the shifted logits z − max of a
+ * chunk go to a stack buffer, one contiguous loop takes their exponentials (it vectorises; the
+ * per-row loops with a handful of classes do not), and the per-row sums follow. Every value and
+ * every sum is the one the row-by-row loop computes, in the same order. */
+enum { MTK_CE_CHUNK = 2048 };
+
+static inline int64_t mtk_ce_rows(int64_t C) { return C <= MTK_CE_CHUNK ? MTK_CE_CHUNK / C : 0; }
+
+/* Shifts rows [0, nr) of z into buf (row minus its maximum), writes each maximum to mx, then
+ * replaces buf by its exponentials. */
+static inline void mtk_ce_exp_chunk(float *restrict buf, float *restrict mx, const float *restrict z, int64_t nr,
+                                    int64_t C) {
+    for (int64_t r = 0; r < nr; r++) {
+        const float *row = z + r * C;
+        float m = row[0];
+        for (int64_t j = 1; j < C; j++) m = row[j] > m ? row[j] : m;
+        mx[r] = m;
+        for (int64_t j = 0; j < C; j++) buf[r * C + j] = row[j] - m;
+    }
+    for (int64_t k = 0; k < nr * C; k++) buf[k] = mtk_expf(buf[k]);
+}
+
 void mtk_cross_entropy_forward(float *loss, const float *restrict z, const float *restrict labels, int64_t B,
                                int64_t C) {
     /* Σ_i log e_i as the log of running products: every e_i lies in [1, C] (its largest term is
      * exp(0)), so a product flushed once past 2^900 stays below 2^(900 + 63) and one log serves
      * many rows instead of one libm call per row. */
     double s = 0.0, prod = 1.0;
-    for (int64_t i = 0; i < B; i++) {
-        const float *row = z + i * C;
-        float m = row[0];
-        for (int64_t j = 1; j < C; j++) m = row[j] > m ? row[j] : m;
-        double e = 0.0;
-        for (int64_t j = 0; j < C; j++) e += (double)mtk_expf(row[j] - m);
-        s += (double)m - (double)row[mtk_label(labels[i], C)];
-        prod *= e;
-        if (prod > 0x1p900) {
-            s += log(prod);
-            prod = 1.0;
+    int64_t rows = mtk_ce_rows(C);
+    if (rows == 0) { /* more classes than a chunk holds: row by row */
+        for (int64_t i = 0; i < B; i++) {
+            const float *row = z + i * C;
+            float m = row[0];
+            for (int64_t j = 1; j < C; j++) m = row[j] > m ? row[j] : m;
+            double e = 0.0;
+            for (int64_t j = 0; j < C; j++) e += (double)mtk_expf(row[j] - m);
+            s += (double)m - (double)row[mtk_label(labels[i], C)];
+            prod *= e;
+            if (prod > 0x1p900) {
+                s += log(prod);
+                prod = 1.0;
+            }
+        }
+    } else {
+        float buf[MTK_CE_CHUNK], mx[MTK_CE_CHUNK];
+        for (int64_t i0 = 0; i0 < B; i0 += rows) {
+            int64_t nr = B - i0 < rows ? B - i0 : rows;
+            mtk_ce_exp_chunk(buf, mx, z + i0 * C, nr, C);
+            for (int64_t r = 0; r < nr; r++) {
+                double e = 0.0;
+                for (int64_t j = 0; j < C; j++) e += (double)buf[r * C + j];
+                s += (double)mx[r] - (double)z[(i0 + r) * C + mtk_label(labels[i0 + r], C)];
+                prod *= e;
+                if (prod > 0x1p900) {
+                    s += log(prod);
+                    prod = 1.0;
+                }
+            }
         }
     }
     s += log(prod);
@@ -239,19 +280,41 @@ void mtk_cross_entropy_forward(float *loss, const float *restrict z, const float
 void mtk_cross_entropy_backward(float *restrict dz, const float *restrict z, const float *restrict labels,
                                 float w, int64_t B, int64_t C, int accumulate) {
     float c = w / (float)B;
-    for (int64_t i = 0; i < B; i++) {
-        const float *row = z + i * C;
-        float *out = dz + i * C;
-        float m = row[0];
-        for (int64_t j = 1; j < C; j++) m = row[j] > m ? row[j] : m;
-        float e = 0.0f;
-        for (int64_t j = 0; j < C; j++) e += mtk_expf(row[j] - m);
-        float inv = 1.0f / e;
-        int64_t y = mtk_label(labels[i], C);
-        for (int64_t j = 0; j < C; j++) {
-            float p = mtk_expf(row[j] - m) * inv;
-            float g = c * (p - (j == y ? 1.0f : 0.0f));
-            out[j] = accumulate ? out[j] + g : g;
+    int64_t rows = mtk_ce_rows(C);
+    if (rows == 0) { /* more classes than a chunk holds: row by row */
+        for (int64_t i = 0; i < B; i++) {
+            const float *row = z + i * C;
+            float *out = dz + i * C;
+            float m = row[0];
+            for (int64_t j = 1; j < C; j++) m = row[j] > m ? row[j] : m;
+            float e = 0.0f;
+            for (int64_t j = 0; j < C; j++) e += mtk_expf(row[j] - m);
+            float inv = 1.0f / e;
+            int64_t y = mtk_label(labels[i], C);
+            for (int64_t j = 0; j < C; j++) {
+                float p = mtk_expf(row[j] - m) * inv;
+                float g = c * (p - (j == y ? 1.0f : 0.0f));
+                out[j] = accumulate ? out[j] + g : g;
+            }
+        }
+        return;
+    }
+    float buf[MTK_CE_CHUNK], mx[MTK_CE_CHUNK];
+    for (int64_t i0 = 0; i0 < B; i0 += rows) {
+        int64_t nr = B - i0 < rows ? B - i0 : rows;
+        mtk_ce_exp_chunk(buf, mx, z + i0 * C, nr, C);
+        for (int64_t r = 0; r < nr; r++) {
+            const float *ex = buf + r * C;
+            float *out = dz + (i0 + r) * C;
+            float e = 0.0f;
+            for (int64_t j = 0; j < C; j++) e += ex[j];
+            float inv = 1.0f / e;
+            int64_t y = mtk_label(labels[i0 + r], C);
+            for (int64_t j = 0; j < C; j++) {
+                float p = ex[j] * inv; /* its own statement: no contraction with the next line */
+                float g = c * (p - (j == y ? 1.0f : 0.0f));
+                out[j] = accumulate ? out[j] + g : g;
+            }
         }
     }
 }

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -190,6 +191,50 @@ static void test_cross_entropy(void **state) {
     assert_float_equal(d[1], -1.0f, 1e-6);
 }
 
+/* The kernels work in chunks of rows (2048 floats of logits); these shapes cross chunk
+ * boundaries (2000 rows of 3 and 7 classes), and 3000 classes take the row-by-row path.
+ * Reference: log-sum-exp and softmax in double through libm. */
+static void check_cross_entropy_shape(int64_t B, int64_t C) {
+    float *z = malloc(sizeof(float) * B * C), *y = malloc(sizeof(float) * B), *d = malloc(sizeof(float) * B * C);
+    assert_non_null(z);
+    assert_non_null(y);
+    assert_non_null(d);
+    uint32_t r = 12345;
+    for (int64_t i = 0; i < B * C; i++) {
+        r = r * 1664525u + 1013904223u;
+        z[i] = (float)((double)(r >> 8) / (double)(1u << 24) * 16.0 - 8.0);
+    }
+    for (int64_t i = 0; i < B; i++) y[i] = (float)((i * 7 + 3) % C);
+    float loss;
+    mtk_cross_entropy_forward(&loss, z, y, B, C);
+    for (int64_t i = 0; i < B * C; i++) d[i] = 1.0f; /* accumulate onto ones */
+    mtk_cross_entropy_backward(d, z, y, 0.5f, B, C, 1);
+    double ref = 0.0;
+    for (int64_t i = 0; i < B; i++) {
+        const float *row = z + i * C;
+        double m = row[0], e = 0.0;
+        for (int64_t j = 1; j < C; j++) m = row[j] > m ? row[j] : m;
+        for (int64_t j = 0; j < C; j++) e += exp((double)row[j] - m);
+        ref += m + log(e) - row[(int64_t)y[i]];
+        for (int64_t j = 0; j < C; j++) {
+            double g = 0.5 / (double)B * (exp((double)row[j] - m) / e - (j == (int64_t)y[i] ? 1.0 : 0.0));
+            assert_float_equal(d[i * C + j], 1.0 + g, 1e-6);
+        }
+    }
+    assert_float_equal(loss, ref / (double)B, 1e-5 * fabs(ref / (double)B));
+    free(z);
+    free(y);
+    free(d);
+}
+
+static void test_cross_entropy_chunks(void **state) {
+    (void)state;
+    check_cross_entropy_shape(2000, 3);
+    check_cross_entropy_shape(2000, 7);
+    check_cross_entropy_shape(5, 3000);
+    check_cross_entropy_shape(1, 1);
+}
+
 static void test_dropout(void **state) {
     (void)state;
     enum { n = 20000 };
@@ -229,6 +274,7 @@ int main(void) {
         cmocka_unit_test(test_regression_losses),
         cmocka_unit_test(test_mse_amnl),
         cmocka_unit_test(test_cross_entropy),
+        cmocka_unit_test(test_cross_entropy_chunks),
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_standalone_act_and_bias_backward),
     };
