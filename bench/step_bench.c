@@ -2,13 +2,14 @@
  * compiled with `mtlc SPEC --shared -o MODEL.so`, on seeded random inputs and targets.
  *
  *   step_bench MODEL.so [--batch 256] [--steps N] [--repeats R] [--infer]
- *              [--balance METHOD [--every N]]
+ *              [--balance METHOD [--every N] [--norms shared_params|trunk_output]]
  *   step_bench --blas-core
  *
  * --balance gaba (or any method of mtl_balance.h) times the step the trainer takes with that
  * method: one forward pass, one backward pass per task when the per-task gradients are measured
  * (every N-th step), the method's weights and the combined gradient (runtime/src/balance_step.c),
- * then AdamW. Without it the step is one forward and one backward pass of the fixed-weight loss.
+ * then AdamW (--norms trunk_output: the heads' backward pass per task, then one full backward
+ * pass). Without it the step is one forward and one backward pass of the fixed-weight loss.
  *
  * Prints one JSON object: the per-step milliseconds of each repeat and their median, the OpenBLAS
  * kernel, the parameter count, and the resident memory just before the first step and at its
@@ -64,7 +65,7 @@ int main(int argc, char **argv) {
     }
     if (argc < 2) {
         fprintf(stderr, "usage: step_bench MODEL.so [--batch B] [--steps N] [--repeats R] [--infer]\n"
-                        "                  [--balance METHOD [--every N]]\n"
+                        "                  [--balance METHOD [--every N] [--norms shared_params|trunk_output]]\n"
                         "       step_bench --blas-core\n");
         return 2;
     }
@@ -72,6 +73,7 @@ int main(int argc, char **argv) {
     int steps = 50, repeats = 7, infer = 0;
     const char *balance = NULL;
     double every = 1;
+    const char *norms = "shared_params";
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
@@ -79,6 +81,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--infer")) infer = 1;
         else if (!strcmp(argv[i], "--balance") && i + 1 < argc) balance = argv[++i];
         else if (!strcmp(argv[i], "--every") && i + 1 < argc) every = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--norms") && i + 1 < argc) norms = argv[++i];
         else {
             fprintf(stderr, "step_bench: unknown argument %s\n", argv[i]);
             return 2;
@@ -94,7 +97,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *json = dlsym(so, "mtl_model_json");
-    PassFn fwd = (PassFn)dlsym(so, "mtl_model_forward"), bwd = (PassFn)dlsym(so, "mtl_model_backward");
+    PassFn fwd = (PassFn)dlsym(so, "mtl_model_forward"), bwd = (PassFn)dlsym(so, "mtl_model_backward"),
+           bwd_heads = (PassFn)dlsym(so, "mtl_model_backward_heads");
     MtlModelInfo m;
     char err[512];
     if (!json || !fwd || !bwd || mtl_model_info_parse(json, &m, err, sizeof err)) {
@@ -135,6 +139,11 @@ int main(int argc, char **argv) {
         m.balance.n_options = 1;
         m.balance.option[0] = strdup("every");
         m.balance.value[0] = every;
+        if (strcmp(norms, "shared_params") && strcmp(norms, "trunk_output")) {
+            fprintf(stderr, "step_bench: --norms is shared_params or trunk_output\n");
+            return 2;
+        }
+        m.balance.norms_on_output = !strcmp(norms, "trunk_output");
         if (mtl_balance_run_init(&bal, &m, false, 1, err, sizeof err) != 0) {
             fprintf(stderr, "step_bench: %s\n", err);
             return 2;
@@ -148,7 +157,10 @@ int main(int argc, char **argv) {
         for (int i = 0; i < steps; i++) {
             s.seed = (uint64_t)(r + 2) * 100003u + (uint64_t)i;
             if (balance) {
-                mtl_balance_step(&bal, &s, fwd, bwd, ++step_no);
+                if (mtl_balance_step(&bal, &s, fwd, bwd, bwd_heads, ++step_no) < 0) {
+                    fprintf(stderr, "step_bench: out of memory\n");
+                    return 1;
+                }
                 mtl_adamw_step(&opt, params, grads);
                 continue;
             }

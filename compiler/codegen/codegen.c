@@ -193,7 +193,8 @@ static void internalise_kernels(CgCtx *c) {
         if (LLVMIsDeclaration(fn)) continue;
         size_t len;
         const char *name = LLVMGetValueName2(fn, &len);
-        if (strcmp(name, "mtl_model_forward") && strcmp(name, "mtl_model_backward"))
+        if (strcmp(name, "mtl_model_forward") && strcmp(name, "mtl_model_backward") &&
+            strcmp(name, "mtl_model_backward_heads"))
             LLVMSetLinkage(fn, LLVMInternalLinkage);
         if (keep_out_of_line(name))
             LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->ctx, noinline, 0));
@@ -258,6 +259,7 @@ int cg_compile(const IrGraph *g, const CgOptions *opt) {
 
     build_pass(&c, "mtl_model_forward", 0, g->n_forward);
     build_pass(&c, "mtl_model_backward", g->n_forward, g->n_n);
+    build_pass(&c, "mtl_model_backward_heads", g->n_forward, g->n_head_backward);
     add_model_table(&c);
     internalise_kernels(&c);
 

@@ -133,9 +133,23 @@ char *cg_model_json(const IrGraph *g) {
         cJSON_AddItemToArray(tasks, o);
     }
 
+    /* the trunk output's gradient, where mtl_model_backward_heads leaves it (per-sample floats
+     * from acts + batch * grad_offset), for norms measured on the trunk output; null when no
+     * gradient reaches it (a trunk without trainable parameters) */
+    const IrTensor *to = &g->t[g->trunk_out];
+    if (to->grad >= 0 && g->t[to->grad].batched) {
+        cJSON *tj = cJSON_AddObjectToObject(root, "trunk_output");
+        cJSON_AddStringToObject(tj, "name", to->name);
+        cJSON_AddNumberToObject(tj, "size", (double)to->size);
+        cJSON_AddNumberToObject(tj, "grad_offset", (double)g->t[to->grad].offset);
+    } else {
+        cJSON_AddNullToObject(root, "trunk_output");
+    }
+
     /* balance: the method and the options the spec gives (the runtime holds the defaults) */
     cJSON *bal = cJSON_AddObjectToObject(root, "balance");
     cJSON_AddStringToObject(bal, "method", m->balance.method ? m->balance.method : "fixed");
+    cJSON_AddStringToObject(bal, "norms", m->balance.norms_on_output ? "trunk_output" : "shared_params");
     cJSON *bo = cJSON_AddObjectToObject(bal, "options");
     for (int i = 0; i < m->balance.n_options; i++)
         cJSON_AddNumberToObject(bo, m->balance.option[i], m->balance.value[i]);

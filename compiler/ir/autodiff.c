@@ -6,7 +6,9 @@
  * where a shared trunk sums the gradients of every head. Only values with a trainable
  * parameter upstream (needs_grad) receive gradients: frozen groups, inputs and targets are
  * pruned. The seed is each task's loss, scaled at run time by step->task_weights[k].
- * Deliberately not here: per-task backward passes (a later balancing issue), second derivatives.
+ * The heads' backward nodes come first (n_head_backward marks their end): run alone, with one-hot
+ * weights, they give one task's gradient at the trunk output (balance norms = trunk_output).
+ * Deliberately not here: second derivatives.
  */
 #include "ir/ir.h"
 
@@ -253,12 +255,19 @@ static const AdRule ad_rules[IR_OP_COUNT] = {
 
 void ad_build_backward(IrGraph *g) {
     if (g->n_n != g->n_forward) internal_error("backward already built");
+    g->n_head_backward = -1;
     for (int i = g->n_forward - 1; i >= 0; i--) {
         IrNode fwd = g->n[i]; /* copy: appending may move the node array */
+        /* forward order is trunk, heads, losses: the heads' backward nodes all come first */
+        if (!fwd.in_head && g->n_head_backward < 0) g->n_head_backward = g->n_n;
+        if (fwd.in_head && g->n_head_backward >= 0) internal_error("a head node precedes a trunk node");
+        int first = g->n_n;
         AdRule rule = ad_rules[fwd.op];
         if (!rule) internal_error("op %s has no gradient rule", ir_op_names[fwd.op]);
         rule(g, &fwd);
+        for (int j = first; j < g->n_n; j++) g->n[j].in_head = fwd.in_head;
     }
+    if (g->n_head_backward < 0) g->n_head_backward = g->n_n;
     /* A trainable parameter that no loss reaches would keep a stale gradient: give it zeros
      * by construction instead (there is none today; sema rejects blocks that reach no task). */
     for (int p = 0; p < g->model->n_params; p++) {

@@ -252,6 +252,8 @@ IrGraph *ir_lower(const Model *m) {
     }
     uint32_t site = 0;
     int trunk_out = lower_block(g, m, 0, g->input, &site);
+    g->trunk_out = trunk_out;
+    int first_head_node = g->n_n;
     g->task_output = xcalloc((size_t)m->n_tasks + 1, sizeof(int));
     g->task_target = xcalloc((size_t)m->n_tasks + 1, sizeof(int));
     g->task_loss = xcalloc((size_t)m->n_tasks + 1, sizeof(int));
@@ -297,6 +299,7 @@ IrGraph *ir_lower(const Model *m) {
         g->task_loss[k] = lt;
     }
     g->n_forward = g->n_n;
+    for (int i = first_head_node; i < g->n_n; i++) g->n[i].in_head = true;
     /* needs_grad flows forward from trainable parameters */
     for (int i = 0; i < g->n_n; i++) {
         const IrNode *n = &g->n[i];
@@ -329,7 +332,7 @@ void ir_fuse(IrGraph *g) {
         IrNode *d = &g->n[i];
         if (d->op != IR_DENSE || d->act != MTL_ACT_IDENTITY) continue;
         int y = d->out[0];
-        if (count_uses(g, y) != 1 || is_task_output(g, y)) continue;
+        if (count_uses(g, y) != 1 || is_task_output(g, y) || y == g->trunk_out) continue;
         int ai = -1;
         for (int j = i + 1; j < g->n_n; j++)
             if (g->n[j].op == IR_ACT && g->n[j].in[0] == y) ai = j;

@@ -66,6 +66,7 @@ typedef struct IrNode {
     bool accumulate;  /* backward: add into the first output instead of overwriting */
     bool accumulate_params; /* backward: add into parameter gradients */
     int layer_block, layer; /* source layer, -1 if none */
+    bool in_head;     /* forward: a task's head or loss (after the trunk); backward: derived from one */
 } IrNode;
 
 typedef struct IrGraph {
@@ -76,6 +77,9 @@ typedef struct IrGraph {
     int n_n, cap_n;
     int n_forward;       /* nodes [0, n_forward) are the forward pass */
     int input;           /* tensor id of the model input */
+    int trunk_out;       /* tensor id of the trunk's output (the heads' input) */
+    int n_head_backward; /* backward nodes [n_forward, n_head_backward) are the heads' and losses':
+                          * after them, the gradient of trunk_out is complete */
     int *task_output;    /* per task: head output tensor */
     int *task_target;    /* per task: target tensor */
     int *task_loss;      /* per task: loss tensor */

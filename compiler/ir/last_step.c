@@ -94,6 +94,7 @@ static int insert_last_row(IrGraph *g, int at, int t) {
     p.pool = POOL_LAST;
     p.layer_block = g->n[at].layer_block;
     p.layer = g->n[at].layer;
+    p.in_head = g->n[at].in_head;
     ir_add_node(g, p); /* appended; move it in front of `at` */
     IrNode moved = g->n[g->n_n - 1];
     memmove(&g->n[at + 1], &g->n[at], (size_t)(g->n_n - 1 - at) * sizeof *g->n);

@@ -499,6 +499,10 @@ static void balance_describe(const Model *m, const ReportTotals *t, char *what, 
     if (!strcmp(b, "fixed")) {
         snprintf(what, wn, "fixed task weights; one backward pass per step");
         snprintf(state, sn, "none");
+    } else if ((!strcmp(b, "gaba") || !strcmp(b, "grace") || !strcmp(b, "gradnorm")) && m->balance.norms_on_output) {
+        snprintf(what, wn, "each task's gradient norm at the trunk output (norms = trunk_output), from "
+                 "the heads' backward pass per task, then one full backward pass, every %g step%s%s", every,
+                 every == 1 ? "" : "s", !strcmp(b, "grace") ? "; AMNL-weighted MSE" : "");
     } else if (!strcmp(b, "gaba") || !strcmp(b, "grace") || !strcmp(b, "gradnorm")) {
         snprintf(what, wn, "each task's gradient norm on the %s shared parameters, from one backward "
                  "pass per task after one forward pass, every %g step%s%s", sh, every, every == 1 ? "" : "s",
@@ -530,7 +534,9 @@ static void balance_text(const Model *m, const ReportTotals *t, FILE *out)
     fprintf(out, "\nBalance: %s", balance_method(m));
     for (int i = 0; i < m->balance.n_options; i++)
         fprintf(out, "%s%s = %g%s", i ? ", " : "(", m->balance.option[i], m->balance.value[i],
-                i + 1 == m->balance.n_options ? ")" : "");
+                i + 1 == m->balance.n_options && !m->balance.norms_on_output ? ")" : "");
+    if (m->balance.norms_on_output)
+        fprintf(out, "%snorms = trunk_output)", m->balance.n_options ? ", " : "(");
     fprintf(out, "\n  Measures: %s\n  Trains:   %s\n", what, state);
 }
 
@@ -834,6 +840,7 @@ void report_json(const Model *m, FILE *out)
         cJSON *op = cJSON_AddObjectToObject(bo, "options");
         for (int i = 0; i < m->balance.n_options; i++)
             cJSON_AddNumberToObject(op, m->balance.option[i], m->balance.value[i]);
+        cJSON_AddStringToObject(bo, "norms", m->balance.norms_on_output ? "trunk_output" : "shared_params");
         cJSON_AddStringToObject(bo, "measures", what);
         cJSON_AddStringToObject(bo, "trains", state);
     }

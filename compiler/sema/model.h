@@ -185,6 +185,7 @@ typedef struct Balance {
     int n_options;
     char *option[BALANCE_MAX_OPTIONS];
     double value[BALANCE_MAX_OPTIONS];
+    bool norms_on_output; /* norms = trunk_output: task gradient norms on the trunk's output */
 } Balance;
 
 typedef struct Model {

@@ -668,15 +668,40 @@ static const struct {
     {"gradnorm", gradnorm_options}, {"dwa", dwa_options},    {"pcgrad", no_options},
 };
 
+/* `norms = shared_params` (default: each task's gradient norm over all shared parameters) or
+ * `norms = trunk_output` (the cheap variant: the norm of each task's gradient at the trunk's
+ * output, which needs only the heads' backward pass per task) */
+static void check_balance_norms(Sema *s, const Ast *call, const Ast *arg)
+{
+    const Ast *v = arg->a;
+    if (v->kind != AST_PATH || (strcmp(v->name, "shared_params") && strcmp(v->name, "trunk_output"))) {
+        diag_error(s->d, v->span, "norms of balance %s must be shared_params (each task's gradient over "
+                   "the shared parameters) or trunk_output (each task's gradient at the trunk's output), "
+                   "got %s", call->name, v->name ? v->name : "a value");
+        return;
+    }
+    s->m->balance.norms_on_output = !strcmp(v->name, "trunk_output");
+}
+
 /* `balance gaba(beta = 0.99, ...)` and the other learned / measured methods. */
 static void check_balance_method(Sema *s, const Ast *call, const BalanceOption *opts)
 {
     Balance *b = &s->m->balance;
     b->method = sema_strdup(call->name);
+    bool norms_seen = false;
     for (int i = 0; i < call->n_kids; i++) {
         const Ast *arg = call->kids[i];
         if (!arg->name) {
             diag_error(s->d, arg->span, "options of balance %s are written NAME = VALUE", call->name);
+            continue;
+        }
+        bool takes_norms = opts == gaba_options || opts == gradnorm_options;
+        if (takes_norms && !strcmp(arg->name, "norms")) {
+            if (norms_seen)
+                diag_error(s->d, arg->name_span, "option 'norms' is given twice");
+            else
+                check_balance_norms(s, call, arg);
+            norms_seen = true;
             continue;
         }
         int o = -1;
@@ -688,6 +713,8 @@ static void check_balance_method(Sema *s, const Ast *call, const BalanceOption *
             size_t at = 0;
             for (int q = 0; opts[q].name && at < sizeof known; q++)
                 at += (size_t)snprintf(known + at, sizeof known - at, "%s%s", q ? ", " : "", opts[q].name);
+            if (takes_norms && at < sizeof known)
+                snprintf(known + at, sizeof known - at, ", norms");
             bool task = false;
             for (int k = 0; k < s->m->n_tasks; k++)
                 task = task || !strcmp(s->m->tasks[k].name, arg->name);

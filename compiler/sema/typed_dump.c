@@ -186,6 +186,7 @@ void model_dump_typed(const Model *m, FILE *out)
         fprintf(out, "balance %s", m->balance.method);
         for (int i = 0; i < m->balance.n_options; i++)
             fprintf(out, " %s %g", m->balance.option[i], m->balance.value[i]);
+        if (m->balance.norms_on_output) fprintf(out, " norms trunk_output");
         fputc('\n', out);
     }
     fprintf(out, "train epochs %d batch %d seed %llu", m->train.epochs, m->train.batch,

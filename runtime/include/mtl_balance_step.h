@@ -26,7 +26,12 @@ typedef struct MtlBalanceRun {
     int64_t every;          /* measure the per-task gradients every N steps (GABA, GRACE, GradNorm) */
     bool diagnostics;       /* measure every step, also for methods that do not need it */
     int64_t shared_begin, shared_end; /* the shared parameters: a contiguous range (trunk first) */
-    float **task_grads;     /* [k][n_params] when measuring; NULL otherwise */
+    float **task_grads;     /* [k][n_params] when measuring on the parameters; NULL otherwise */
+    /* norms = trunk_output: each task's gradient norm at the trunk output, from the heads'
+     * backward pass alone (mtl_model_backward_heads) with one-hot weights */
+    bool on_output;
+    float *out_grad0;       /* task 0's trunk-output gradient, kept for the cosine */
+    int64_t out_grad0_cap;
     float weights[MTL_BALANCE_MAX_TASKS];      /* what the last step applied to each task loss */
     /* uncertainty weighting: s_k = log sigma_k^2 trained by AdamW (group "balance") */
     float log_var[MTL_BALANCE_MAX_TASKS], log_var_grad[MTL_BALANCE_MAX_TASKS];
@@ -36,7 +41,8 @@ typedef struct MtlBalanceRun {
     uint64_t seed;          /* PCGrad's projection order: drawn from (seed, step) */
     /* the last measured step's diagnostics */
     bool measured;
-    double norm[MTL_BALANCE_MAX_TASKS];        /* ||grad_shared L_k|| of the unweighted losses */
+    double norm[MTL_BALANCE_MAX_TASKS];        /* ||grad_shared L_k|| of the unweighted losses (on
+                                                  the trunk output when on_output) */
     double cosine;                             /* between tasks 0 and 1 (NaN for K < 2) */
 } MtlBalanceRun;
 
@@ -48,9 +54,11 @@ void mtl_balance_run_free(MtlBalanceRun *r);
 
 /* Forward and backward pass(es) of step `step` (1-based): s->grads receives the gradient the
  * optimizer applies, s->losses the task losses, r->weights the task weights used. Returns 1 when
- * the per-task gradients were measured (r->norm, r->cosine valid), 0 otherwise. */
+ * the per-task gradients were measured (r->norm, r->cosine valid), 0 otherwise, -1 when out of
+ * memory. backward_heads (the heads' part of the backward pass) is needed only when
+ * r->on_output. */
 int mtl_balance_step(MtlBalanceRun *r, MtlStep *s, MtlPassFn forward, MtlPassFn backward,
-                     int64_t step);
+                     MtlPassFn backward_heads, int64_t step);
 /* After the optimizer step: trains the uncertainty log-variances on this step's losses. */
 void mtl_balance_after_step(MtlBalanceRun *r, const float *losses);
 /* End of an epoch with its mean task losses (DWA's weights for the next epoch). */

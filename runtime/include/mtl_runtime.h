@@ -79,8 +79,11 @@ typedef struct MtlModelInfo {
     MtlBufferInfo *buffers;  /* sorted by offset; may be empty */
     MtlGroupInfo *groups;
     MtlTaskInfo *tasks;
+    int64_t trunk_size;        /* floats per sample of the trunk output, 0 when unknown */
+    int64_t trunk_grad_offset; /* its gradient at acts + trunk_grad_offset * batch; -1: none */
     struct {
         int method;          /* MtlBalanceMethod (mtl_balance.h); 0 = fixed */
+        bool norms_on_output; /* "norms": "trunk_output" (default "shared_params") */
         int n_options;       /* the options the spec gave, e.g. beta, floor, every */
         char *option[8];
         double value[8];

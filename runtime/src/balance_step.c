@@ -77,7 +77,13 @@ int mtl_balance_run_init(MtlBalanceRun *r, const MtlModelInfo *m, bool diagnosti
 
     bool measure = diagnostics || mtl_balance_needs_norms(r->method) ||
                    mtl_balance_needs_task_grads(r->method);
-    if (measure && r->k > 0) {
+    r->on_output = m->balance.norms_on_output && uses_every(r->method);
+    if (r->on_output && m->trunk_grad_offset < 0) {
+        mtl_errf(err, err_size, "balance: norms on the trunk output, but model %s has no trunk output "
+                 "gradient", m->name);
+        return -1;
+    }
+    if (measure && r->k > 0 && !r->on_output) {
         r->task_grads = calloc((size_t)r->k, sizeof *r->task_grads);
         if (!r->task_grads) goto oom;
         for (int k = 0; k < r->k; k++) {
@@ -109,6 +115,9 @@ void mtl_balance_run_free(MtlBalanceRun *r) {
         for (int k = 0; k < r->k; k++) free(r->task_grads[k]);
     free(r->task_grads);
     r->task_grads = NULL;
+    free(r->out_grad0);
+    r->out_grad0 = NULL;
+    r->out_grad0_cap = 0;
     if (r->has_uncertainty_opt) mtl_adamw_free(&r->uncertainty_opt);
     r->has_uncertainty_opt = false;
 }
@@ -126,16 +135,70 @@ static void current_weights(MtlBalanceRun *r, float *w) {
     }
 }
 
+/* The weights of GABA / GRACE / GradNorm from the norms just measured (r->norm). */
+static void weights_from_norms(MtlBalanceRun *r, const MtlStep *s, float *w) {
+    double losses[MTL_BALANCE_MAX_TASKS], wd[MTL_BALANCE_MAX_TASKS];
+    for (int k = 0; k < r->k; k++) losses[k] = s->losses[k];
+    switch (r->method) {
+    case MTL_BALANCE_GABA:
+    case MTL_BALANCE_GRACE:
+        mtl_gaba_step(&r->b, r->norm, wd);
+        for (int k = 0; k < r->k; k++) w[k] = (float)wd[k];
+        break;
+    case MTL_BALANCE_GRADNORM:
+        mtl_gradnorm_step(&r->b, losses, r->norm, wd);
+        for (int k = 0; k < r->k; k++) w[k] = (float)wd[k];
+        break;
+    default: current_weights(r, w); break;
+    }
+}
+
+/* A measured step with norms on the trunk output: per task, the heads' backward pass alone with
+ * one-hot weights leaves that task's gradient at the trunk output; the norms give the weights,
+ * and one full backward pass of the weighted loss gives the update. */
+static int output_norm_step(MtlBalanceRun *r, MtlStep *s, MtlPassFn backward, MtlPassFn backward_heads) {
+    const MtlModelInfo *m = r->m;
+    const float *keep_w = s->task_weights;
+    int64_t n = s->batch * m->trunk_size;
+    const float *dz = s->acts + m->trunk_grad_offset * s->batch;
+    if (r->k >= 2 && n > r->out_grad0_cap) {
+        float *p = realloc(r->out_grad0, sizeof(float) * (size_t)n);
+        if (!p) return -1;
+        r->out_grad0 = p;
+        r->out_grad0_cap = n;
+    }
+    float one[MTL_BALANCE_MAX_TASKS], w[MTL_BALANCE_MAX_TASKS];
+    r->cosine = NAN;
+    for (int j = 0; j < r->k; j++) {
+        for (int k = 0; k < r->k; k++) one[k] = k == j ? 1.0f : 0.0f;
+        s->task_weights = one;
+        backward_heads(s);
+        mtl_task_norms(1, n, &dz, &r->norm[j]);
+        if (j == 0 && r->k >= 2) memcpy(r->out_grad0, dz, sizeof(float) * (size_t)n);
+        if (j == 1) r->cosine = mtl_grad_cosine(r->out_grad0, dz, n);
+    }
+    weights_from_norms(r, s, w);
+    memcpy(r->weights, w, sizeof(float) * (size_t)r->k);
+    s->task_weights = w;
+    backward(s);
+    s->task_weights = keep_w;
+    return 1;
+}
+
 int mtl_balance_step(MtlBalanceRun *r, MtlStep *s, MtlPassFn forward, MtlPassFn backward,
-                     int64_t step) {
+                     MtlPassFn backward_heads, int64_t step) {
     const MtlModelInfo *m = r->m;
     float *out = s->grads;
     const float *keep_w = s->task_weights;
     float w[MTL_BALANCE_MAX_TASKS];
-    bool measure = r->task_grads &&
+    bool measure = (r->task_grads || r->on_output) &&
                    (r->diagnostics || r->method == MTL_BALANCE_PCGRAD ||
                     (uses_every(r->method) && (step - 1) % r->every == 0));
     forward(s);
+    if (measure && r->on_output) {
+        r->measured = true;
+        return output_norm_step(r, s, backward, backward_heads);
+    }
     r->measured = measure;
     if (!measure) {
         current_weights(r, w);
@@ -163,20 +226,7 @@ int mtl_balance_step(MtlBalanceRun *r, MtlStep *s, MtlPassFn forward, MtlPassFn 
     for (int k = 0; k < r->k; k++) sh[k] = r->task_grads[k] + r->shared_begin;
     mtl_task_norms(r->k, n_sh, sh, r->norm);
     r->cosine = r->k >= 2 ? mtl_grad_cosine(sh[0], sh[1], n_sh) : NAN;
-    double losses[MTL_BALANCE_MAX_TASKS], wd[MTL_BALANCE_MAX_TASKS];
-    for (int k = 0; k < r->k; k++) losses[k] = s->losses[k];
-    switch (r->method) {
-    case MTL_BALANCE_GABA:
-    case MTL_BALANCE_GRACE:
-        mtl_gaba_step(&r->b, r->norm, wd);
-        for (int k = 0; k < r->k; k++) w[k] = (float)wd[k];
-        break;
-    case MTL_BALANCE_GRADNORM:
-        mtl_gradnorm_step(&r->b, losses, r->norm, wd);
-        for (int k = 0; k < r->k; k++) w[k] = (float)wd[k];
-        break;
-    default: current_weights(r, w); break;
-    }
+    weights_from_norms(r, s, w);
     memcpy(r->weights, w, sizeof(float) * (size_t)r->k);
     int64_t n = m->n_params;
     if (r->method == MTL_BALANCE_PCGRAD) {

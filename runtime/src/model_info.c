@@ -590,14 +590,33 @@ int mtl_model_info_parse(const char *json, MtlModelInfo *m, char *err, size_t er
             i++;
         }
     }
+    /* the trunk output's gradient: absent or null means none */
+    m->trunk_grad_offset = -1;
+    if (!c.failed && (it = cJSON_GetObjectItemCaseSensitive(root, "trunk_output")) && !cJSON_IsNull(it)) {
+        int64_t size = need_int(&c, it, "size", "trunk_output", 1);
+        int64_t off = need_int(&c, it, "grad_offset", "trunk_output", 0);
+        if (!c.failed && (size > m->acts_per_sample || off > m->acts_per_sample - size))
+            FAIL(&c, "trunk_output: gradient outside the per-sample activations");
+        else if (!c.failed) {
+            m->trunk_size = size;
+            m->trunk_grad_offset = off;
+        }
+    }
     /* balance: absent means fixed (older tables) */
     if (!c.failed && (it = cJSON_GetObjectItemCaseSensitive(root, "balance"))) {
         const cJSON *mt = cJSON_GetObjectItemCaseSensitive(it, "method");
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "norms");
         MtlBalanceMethod bm;
         if (!cJSON_IsString(mt) || mtl_balance_method_parse(mt->valuestring, &bm) != 0) {
             FAIL(&c, "balance: unknown method");
+        } else if (nm && !(cJSON_IsString(nm) && (!strcmp(nm->valuestring, "shared_params") ||
+                                                  !strcmp(nm->valuestring, "trunk_output")))) {
+            FAIL(&c, "balance: \"norms\" is \"shared_params\" or \"trunk_output\"");
+        } else if (nm && !strcmp(nm->valuestring, "trunk_output") && m->trunk_grad_offset < 0) {
+            FAIL(&c, "balance: norms on the trunk output, but no gradient reaches it");
         } else {
             m->balance.method = (int)bm;
+            m->balance.norms_on_output = nm && !strcmp(nm->valuestring, "trunk_output");
             const cJSON *x;
             cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(it, "options")) {
                 if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || m->balance.n_options >= 8) {

@@ -994,7 +994,7 @@ static int note_diagnostics(Run *r, int64_t e) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "diag_step", (double)r->p.step);
     cJSON_AddNumberToObject(o, "epoch", (double)e);
-    cJSON *nm = cJSON_AddObjectToObject(o, "grad_norm_shared");
+    cJSON *nm = cJSON_AddObjectToObject(o, b->on_output ? "grad_norm_trunk_output" : "grad_norm_shared");
     for (int k = 0; k < m->n_tasks; k++) add_num(nm, m->tasks[k].name, b->norm[k]);
     add_num(o, "ratio", ratio);
     add_num(o, "cosine", b->cosine);
@@ -1017,7 +1017,7 @@ static cJSON *diagnostics_json(Run *r) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "method", mtl_balance_method_name(r->bal.method));
     cJSON_AddNumberToObject(o, "measured_steps", (double)r->n_measured);
-    cJSON *nm = cJSON_AddObjectToObject(o, "grad_norm_shared_mean");
+    cJSON *nm = cJSON_AddObjectToObject(o, r->bal.on_output ? "grad_norm_trunk_output_mean" : "grad_norm_shared_mean");
     for (int k = 0; k < m->n_tasks && k < MTL_BALANCE_MAX_TASKS; k++)
         add_num(nm, m->tasks[k].name, r->n_measured ? r->norm_sum[k] / (double)r->n_measured : NAN);
     qsort(r->ratios, (size_t)r->n_ratios, sizeof *r->ratios, cmp_double);
@@ -1599,7 +1599,12 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
             if (nb) memcpy(r->state_backup, r->b.state, (size_t)nb * sizeof(float));
             MtlStep s = make_step(&r->b, bs, true,
                                   mtl_seed_derive(set->seed, MTL_STREAM_DROPOUT, (uint64_t)r->p.step));
-            int measured = mtl_balance_step(&r->bal, &s, mtl_model_forward, mtl_model_backward, r->p.step);
+            int measured = mtl_balance_step(&r->bal, &s, mtl_model_forward, mtl_model_backward,
+                                            mtl_model_backward_heads, r->p.step);
+            if (measured < 0) {
+                fprintf(stderr, "trainer: error: out of memory for the trunk output gradient\n");
+                goto done_lrs;
+            }
             int bad_task = -1;
             for (int k = 0; k < m->n_tasks && bad_task < 0; k++)
                 if (!isfinite(r->b.losses[k])) bad_task = k;

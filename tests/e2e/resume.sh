@@ -141,8 +141,11 @@ expect_stderr "looks like a training state"
 
 # 5. the balance methods' state (GABA's EMA and warm-up count, uncertainty's log-variances and
 #    their AdamW moments, DWA's epoch losses, GradNorm's weights) resumes exactly too
-for method in "gaba(warmup = 20, every = 3)" "uncertainty" "dwa" "gradnorm" "pcgrad"; do
-  name=$(echo "$method" | sed 's/[^a-z].*//')
+#    (gaba_out: GABA with its norms measured on the trunk output)
+for entry in "gaba:gaba(warmup = 20, every = 3)" "gaba_out:gaba(warmup = 20, every = 3, norms = trunk_output)" \
+             "uncertainty:uncertainty" "dwa:dwa" "gradnorm:gradnorm" "pcgrad:pcgrad"; do
+  name=${entry%%:*}
+  method=${entry#*:}
   sed "s/balance fixed(rul = 0.5, health = 0.5)/balance $method/" "$SRC/tests/e2e/data/resume_bn.mtl" >"bal_$name.mtl"
   "$MTLC" "bal_$name.mtl" -o "bal_$name" >/dev/null || fail "mtlc bal_$name.mtl"
   ./"bal_$name" train $T -o "b_${name}_straight" --epochs 4 >/dev/null 2>&1 || fail "$name: straight run"

@@ -103,7 +103,7 @@ static void test_good(void **state) {
     assert_int_equal(m.data.n_features, 3);
     assert_string_equal(m.data.features[1], "s2");
     /* ABI 2 */
-    assert_int_equal(m.abi, 2);
+    assert_int_equal(m.abi, 3);
     assert_int_equal(m.acts_fixed, 5);
     assert_int_equal(m.n_buffer_floats, 4);
     assert_int_equal(m.n_buffers, 2);
@@ -176,6 +176,22 @@ static void test_good_variants(void **state) {
     assert_true(m.tasks[0].amnl_cap == 125.0f && m.tasks[1].amnl_cap == 0.0f);
     mtl_model_info_free(&m);
     free(s3);
+
+    /* the trunk output's gradient, and balance norms measured on it */
+    if (mtl_model_info_parse(good, &m, err, sizeof err)) fail_msg("%s", err);
+    assert_true(m.trunk_size == 2 && m.trunk_grad_offset == 8 && !m.balance.norms_on_output);
+    mtl_model_info_free(&m);
+    char *s4 = edit("  \"train\": {", "  \"balance\": {\"method\": \"gaba\", \"norms\": \"trunk_output\"},\n  \"train\": {");
+    if (mtl_model_info_parse(s4, &m, err, sizeof err)) fail_msg("%s", err);
+    assert_true(m.balance.norms_on_output);
+    mtl_model_info_free(&m);
+    free(s4);
+    char *s5 = edit("\"trunk_output\": {\"name\": \"shared.1.out\", \"size\": 2, \"grad_offset\": 8}",
+                    "\"trunk_output\": null");
+    if (mtl_model_info_parse(s5, &m, err, sizeof err)) fail_msg("%s", err);
+    assert_true(m.trunk_grad_offset == -1);
+    mtl_model_info_free(&m);
+    free(s5);
 }
 
 typedef struct Broken {
@@ -183,7 +199,7 @@ typedef struct Broken {
 } Broken;
 
 static const Broken broken[] = {
-    {"\"abi\": 2", "\"abi\": 1", "ABI version 1, this runtime implements 2"},
+    {"\"abi\": 3", "\"abi\": 1", "ABI version 1, this runtime implements 3"},
     {"\"name\": \"TinyDual\",", "", "missing key \"name\""},
     {"\"n_params\": 20", "\"n_params\": 21", "groups cover 20 parameters but n_params is 21"},
     {"\"shape\": [2, 3], \"offset\": 0, \"count\": 6", "\"shape\": [2, 3], \"offset\": 0, \"count\": 5",
@@ -222,6 +238,16 @@ static const Broken broken[] = {
     {"\"window_stride\": 1", "\"window_stride\": 1.5", "\"window_stride\" must be an integer >= 1"},
     {"\"window\": 1,", "\"window\": 2,",
      "window 2 needs an input of shape [2, F], input \"x\" has shape [3]"},
+    /* the trunk output's gradient lies in the per-sample activations; norms are one of two */
+    {"\"size\": 2, \"grad_offset\": 8", "\"size\": 2, \"grad_offset\": 9",
+     "trunk_output: gradient outside the per-sample activations"},
+    {"\"size\": 2, \"grad_offset\": 8", "\"size\": 0, \"grad_offset\": 8",
+     "\"size\" must be an integer >= 1"},
+    {"  \"train\": {", "  \"balance\": {\"method\": \"gaba\", \"norms\": \"output\"},\n  \"train\": {",
+     "balance: \"norms\" is \"shared_params\" or \"trunk_output\""},
+    {"\"trunk_output\": {\"name\": \"shared.1.out\", \"size\": 2, \"grad_offset\": 8}",
+     "\"trunk_output\": null, \"balance\": {\"method\": \"gaba\", \"norms\": \"trunk_output\"}",
+     "balance: norms on the trunk output, but no gradient reaches it"},
     /* AMNL weighting: a finite cap >= 0, and only on mse over one real value per sample */
     {"\"weight\": 0.5, \"out_width\": 1", "\"weight\": 0.5, \"amnl_cap\": -1, \"out_width\": 1",
      "task \"rul\": amnl_cap must be finite and >= 0"},
