@@ -1349,6 +1349,25 @@ static void assign_masks(Sema *s)
     }
 }
 
+/* norms = trunk_output needs a gradient at the trunk's output: some trunk parameter must train
+ * (an empty or frozen trunk has none, and the trainer would have nothing to measure). */
+static void check_norms_reach_trunk(Sema *s)
+{
+    const Model *m = s->m;
+    if (!m->balance.norms_on_output || !s->balance)
+        return;
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].trainable && m->blocks[m->params[i].block].is_trunk)
+            return;
+    const Ast *call = s->balance->a, *at = call;
+    for (int i = 0; i < call->n_kids; i++)
+        if (call->kids[i]->name && !strcmp(call->kids[i]->name, "norms"))
+            at = call->kids[i];
+    diag_error(s->d, at->span, "norms = trunk_output measures each task's gradient at the trunk's output, "
+               "but no gradient reaches it: the trunk has no trainable parameters (it is empty or its "
+               "group is frozen); use norms = shared_params");
+}
+
 /* ---- entry --------------------------------------------------------------------------- */
 
 Model *sema_build(Diags *d, const Ast *root);
@@ -1374,6 +1393,7 @@ Model *sema_build(Diags *d, const Ast *root)
     check_data(&s);
     sema_groups(&s);
     assign_masks(&s);
+    check_norms_reach_trunk(&s);
     free(s.targets);
     free(s.task_decls);
     free(s.param_span);
