@@ -105,6 +105,20 @@ static void reference_grads(const float *w, float *out) {
     bufs_free(&b);
 }
 
+/* GABA as M->balance says, with warm-up 0, beta 0 and floor 0: the weights are the step's raw
+ * inverse-norm weights. */
+static int raw_gaba_init(MtlBalanceRun *run) {
+    char err[512];
+    if (mtl_balance_run_init(run, M, false, 1, err, sizeof err) != 0) {
+        fprintf(stderr, "balance_check: %s\n", err);
+        return -1;
+    }
+    run->b.gaba_warmup_steps = 0;
+    run->b.gaba_beta = 0;
+    run->b.gaba_floor = 0;
+    return 0;
+}
+
 /* The one dense layer of task k's head, [out_width, trunk_size] with its bias, or -1 when the
  * head is anything else (then there is no independent value to compare with). */
 static int single_dense_head(int k) {
@@ -192,14 +206,7 @@ static int check_trunk_output(Bufs *b, const float *g0, const float *g1, float *
     mi->balance.method = MTL_BALANCE_GABA;
     mi->balance.norms_on_output = true;
     MtlBalanceRun run;
-    char err[512];
-    if (mtl_balance_run_init(&run, M, false, 1, err, sizeof err) != 0) {
-        fprintf(stderr, "balance_check: %s\n", err);
-        return 0;
-    }
-    run.b.gaba_warmup_steps = 0;
-    run.b.gaba_beta = 0;
-    run.b.gaba_floor = 0;
+    if (raw_gaba_init(&run) != 0) return 0;
     Bufs c;
     bufs_init(&c, init_seed);
     MtlStep sc = step_of(&c, out);
@@ -297,13 +304,7 @@ int main(int argc, char **argv) {
     info.balance.method = MTL_BALANCE_GABA;
     info.balance.n_options = 0;
     MtlBalanceRun run;
-    if (mtl_balance_run_init(&run, M, false, 1, err, sizeof err) != 0) {
-        fprintf(stderr, "balance_check: %s\n", err);
-        return 1;
-    }
-    run.b.gaba_warmup_steps = 0;
-    run.b.gaba_beta = 0;
-    run.b.gaba_floor = 0;
+    if (raw_gaba_init(&run) != 0) return 1;
     Bufs c;
     bufs_init(&c, init_seed);
     float *out = zalloc(n);
