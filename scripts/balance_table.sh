@@ -7,7 +7,8 @@
 #   scripts/balance_table.sh OUT SPEC [METHOD...] -- TRAINER-ARGS...
 #
 #   METHOD: baseline amnl gaba grace uncertainty gradnorm dwa pcgrad (default: the book's seven,
-#           without pcgrad). TRAINER-ARGS go to every `train` run (data files, --seeds, --epochs,
+#           without pcgrad), and gaba_out grace_out gradnorm_out: the same with their norms
+#           measured on the trunk output (`norms = trunk_output`, docs/balancing.md). TRAINER-ARGS go to every `train` run (data files, --seeds, --epochs,
 #           --batch, protocol options); `--seeds` is what makes mean ± std.
 #
 # Example (the FD001 table):
@@ -36,6 +37,7 @@ balance_of() { # method -> the balance line's body
   case $1 in
     baseline | amnl) sed -n 's/^ *balance *//p' "$spec" | head -n1;; # the spec's own weights
     gaba | grace | uncertainty | gradnorm | dwa | pcgrad) echo "$1";;
+    gaba_out | grace_out | gradnorm_out) echo "${1%_out}(norms = trunk_output)";;
     *) echo "balance_table.sh: unknown method $1" >&2; exit 2;;
   esac
 }
@@ -46,7 +48,7 @@ for m in "${methods[@]}"; do
   mkdir -p "$dir"
   body=$(balance_of "$m")
   sed "s/^\( *\)balance .*/\1balance $body/" "$spec" >"$dir/spec.mtl.tmp"
-  case $m in amnl | grace)
+  case $m in amnl | grace | grace_out)
     # AMNL's failure-biased MSE on the RUL task (the book's cap, 125)
     sed -i 's/^\(.*loss\) mse *$/\1 mse(amnl = 125)/; s/^\(.*loss\) mse\( *#.*\)$/\1 mse(amnl = 125)\2/' "$dir/spec.mtl.tmp"
     grep -q 'mse(amnl' "$dir/spec.mtl.tmp" || { echo "balance_table.sh: no 'loss mse' line for AMNL in $spec" >&2; exit 2; };;
