@@ -33,10 +33,13 @@ static inline float mtk_pow2i(float k) {
  * truncation error r^8/8! < 1.4e-8 relative is below half an ulp, then scaling by 2^n. */
 static inline float mtk_expf(float x) {
     const float log2e = 1.44269504088896341f, ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
-    /* clamp first so every lane stays finite (NaN included: both tests fail and it becomes -87.5,
-     * so no float-to-int conversion below sees a value out of range); those lanes are fixed at
-     * the end. 88.75 still rounds to n = 128, whose 2^n is split in two factors below. */
-    float xc = x >= -88.0f ? (x <= 88.75f ? x : 88.75f) : -88.0f;
+    /* clamp first so every lane stays finite (NaN included: both tests fail and it becomes 0, so
+     * no float-to-int conversion below sees a value out of range); those lanes are fixed at the
+     * end. 88.75 still rounds to n = 128, whose 2^n is split in two factors below. Lanes whose
+     * result is flushed (below ln FLT_MIN) compute e^0 instead: clamped to -88 they would make
+     * a subnormal product, and each subnormal costs a microcode assist of ~100 cycles — it made
+     * a softmax over saturated logits several times slower. */
+    float xc = x >= -87.33654475f ? (x <= 88.75f ? x : 88.75f) : 0.0f;
     /* round to nearest through the 1.5·2^23 trick: vectorises everywhere, unlike lrintf */
     const float shifter = 12582912.0f;
     float n = (xc * log2e + shifter) - shifter;
