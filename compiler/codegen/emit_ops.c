@@ -5,7 +5,11 @@
  */
 #include "cg_internal.h"
 
+#include "small_gemm.h"
 #include "util/util.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 static LLVMValueRef tp(CgCtx *c, int t) { return t >= 0 ? cg_tensor_ptr(c, t) : cg_null(c); }
 static int64_t feat(CgCtx *c, int t) { return c->g->t[t].size; }
@@ -13,11 +17,32 @@ static int64_t feat(CgCtx *c, int t) { return c->g->t[t].size; }
 /* A dense layer on [T, K] samples works on B·T rows: rows_of(w-shaped operand) gives T. */
 static LLVMValueRef dense_rows(CgCtx *c, int x, int64_t K) { return cg_mul(c, c->batch, feat(c, x) / K); }
 
+/* A dense layer's product with weight [N, K] in the given form goes to the small-matrix kernels
+ * (runtime/kernels/small_gemm.c) when the weight is small enough, else to BLAS.
+ * MTLC_SMALL_GEMM=0 in mtlc's environment sends every product to BLAS (for benchmarks). */
+static bool small_gemm(int64_t N, int64_t K, int form) {
+    const char *env = getenv("MTLC_SMALL_GEMM");
+    if (env && !strcmp(env, "0")) return false;
+    return mtk_small_gemm_fits(N, K, form);
+}
+
+static void call_small_gemm(CgCtx *c, const char *kernel, LLVMValueRef out, LLVMValueRef a, LLVMValueRef b,
+                            LLVMValueRef M, int64_t N, int64_t K, int accumulate) {
+    LLVMValueRef args[] = {out, a, b, M, cg_i64(c, N), cg_i64(c, K), cg_i32(c, accumulate)};
+    cg_call(c, kernel, args, 7);
+}
+
 /* y [B·T,N] = x [B·T,K] · Wᵀ, then y = act(y + b) in one pass over y (the fused epilogue) */
 void cg_emit_dense(CgCtx *c, const IrNode *n) {
     int64_t N = c->g->t[n->in[1]].shape.dim[0], K = c->g->t[n->in[1]].shape.dim[1];
     LLVMValueRef y = tp(c, n->out[0]), M = dense_rows(c, n->in[0], K);
     LLVMValueRef M32 = LLVMBuildTrunc(c->b, M, c->t_i32, "");
+    if (small_gemm(N, K, MTK_SG_NT)) { /* product and epilogue in one kernel */
+        LLVMValueRef args[] = {y, tp(c, n->out[1]), tp(c, n->in[0]), tp(c, n->in[1]), tp(c, n->in[2]), M,
+                               cg_i64(c, N), cg_i64(c, K), cg_i32(c, n->act)};
+        cg_call(c, "mtk_small_dense_forward", args, 9);
+        return;
+    }
     cg_sgemm(c, 0, 1, M32, cg_i32(c, N), cg_i32(c, K), tp(c, n->in[0]), cg_i32(c, K), tp(c, n->in[1]), cg_i32(c, K),
              0.0f, y, cg_i32(c, N));
     if (n->in[2] < 0 && n->act == MTL_ACT_IDENTITY && n->out[1] < 0) return;
@@ -134,6 +159,11 @@ void cg_emit_bias_bwd(CgCtx *c, const IrNode *n) {
 void cg_emit_matmul_dw(CgCtx *c, const IrNode *n) {
     const IrTensor *dw = &c->g->t[n->out[0]];
     int64_t N = dw->shape.dim[0], K = dw->shape.dim[1];
+    if (small_gemm(N, K, MTK_SG_TN)) {
+        call_small_gemm(c, "mtk_small_gemm_tn", tp(c, n->out[0]), tp(c, n->in[0]), tp(c, n->in[1]),
+                        dense_rows(c, n->in[1], K), N, K, n->accumulate);
+        return;
+    }
     LLVMValueRef M32 = LLVMBuildTrunc(c->b, dense_rows(c, n->in[1], K), c->t_i32, "");
     cg_sgemm(c, 1, 0, cg_i32(c, N), cg_i32(c, K), M32, tp(c, n->in[0]), cg_i32(c, N), tp(c, n->in[1]), cg_i32(c, K),
              n->accumulate ? 1.0f : 0.0f, tp(c, n->out[0]), cg_i32(c, K));
@@ -143,6 +173,11 @@ void cg_emit_matmul_dw(CgCtx *c, const IrNode *n) {
 void cg_emit_matmul_dx(CgCtx *c, const IrNode *n) {
     const IrTensor *w = &c->g->t[n->in[1]];
     int64_t N = w->shape.dim[0], K = w->shape.dim[1];
+    if (small_gemm(N, K, MTK_SG_NN)) {
+        call_small_gemm(c, "mtk_small_gemm_nn", tp(c, n->out[0]), tp(c, n->in[0]), tp(c, n->in[1]),
+                        dense_rows(c, n->in[0], N), N, K, n->accumulate);
+        return;
+    }
     LLVMValueRef M32 = LLVMBuildTrunc(c->b, dense_rows(c, n->in[0], N), c->t_i32, "");
     cg_sgemm(c, 0, 0, M32, cg_i32(c, K), cg_i32(c, N), tp(c, n->in[0]), cg_i32(c, N), tp(c, n->in[1]), cg_i32(c, K),
              n->accumulate ? 1.0f : 0.0f, tp(c, n->out[0]), cg_i32(c, K));

@@ -3,7 +3,8 @@
  * These are plain C. The build compiles them twice: natively (libmtlkernels.a, for unit tests
  * and the reference checks) and to LLVM bitcode that mtlc embeds, links into every generated
  * module and inlines, so that constant sizes and activation kinds fold away.
- * Matrix products are not here: they go to BLAS (cblas_sgemm).
+ * Matrix products go to BLAS (cblas_sgemm), except those of dense layers with small weights
+ * (small_gemm.h says which), which go to the mtk_small_gemm_* kernels below.
  *
  * Dimension legend:
  *   B  samples in the batch        N  features of a layer's output
@@ -35,6 +36,18 @@ void mtk_bias_act_forward(float *y, float *z_save, const float *b, int64_t B, in
  * y [B,N] the saved output; z [B,N] the saved pre-activation or NULL when act does not need it. */
 void mtk_bias_act_backward(float *dz, float *db, const float *dy, const float *y, const float *z,
                            int64_t B, int64_t N, int act, int accumulate_db);
+
+/* ---- matrix products of dense layers with small weights (small_gemm.c, small_gemm.h) ----
+ * W [N,K]; M rows; each adds into its output when `accumulate` is nonzero. */
+
+/* y [M,N] = act(x [M,K] · Wᵀ + b): the whole dense layer (b [N] or NULL); z_save [M,N] gets the
+ * pre-activation when non-NULL (as mtk_bias_act_forward) */
+void mtk_small_dense_forward(float *y, float *z_save, const float *x, const float *w, const float *b, int64_t M,
+                             int64_t N, int64_t K, int act);
+/* dx [M,K] (+)= dz [M,N] · W */
+void mtk_small_gemm_nn(float *dx, const float *dz, const float *w, int64_t M, int64_t N, int64_t K, int accumulate);
+/* dW [N,K] (+)= dzᵀ · x, dz [M,N], x [M,K] */
+void mtk_small_gemm_tn(float *dw, const float *dz, const float *x, int64_t M, int64_t N, int64_t K, int accumulate);
 
 /* ---- standalone activation ---- */
 
