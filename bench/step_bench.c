@@ -1,7 +1,7 @@
 /* step_bench: times training steps (forward, backward, grouped AdamW) or inference of a model
  * compiled with `mtlc SPEC --shared -o MODEL.so`, on seeded random inputs and targets.
  *
- *   step_bench MODEL.so [--batch 256] [--steps N] [--repeats R] [--infer]
+ *   step_bench MODEL.so [--batch 256] [--steps N] [--repeats R] [--infer | --backward]
  *              [--balance METHOD [--every N] [--norms shared_params|trunk_output]]
  *   step_bench --blas-core
  *
@@ -10,6 +10,9 @@
  * (every N-th step), the method's weights and the combined gradient (runtime/src/balance_step.c),
  * then AdamW (--norms trunk_output: the heads' backward pass per task, then one full backward
  * pass). Without it the step is one forward and one backward pass of the fixed-weight loss.
+ * --backward times the backward pass alone (one forward pass before each repeat; every backward
+ * pass reuses its activations): bench/stacking.sh compares it at batch B and 2B to bound what
+ * stacking the tasks' backward passes through the trunk could save.
  *
  * Prints one JSON object: the per-step milliseconds of each repeat and their median, the OpenBLAS
  * kernel, the parameter count, and the resident memory just before the first step and at its
@@ -64,13 +67,13 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc < 2) {
-        fprintf(stderr, "usage: step_bench MODEL.so [--batch B] [--steps N] [--repeats R] [--infer]\n"
+        fprintf(stderr, "usage: step_bench MODEL.so [--batch B] [--steps N] [--repeats R] [--infer | --backward]\n"
                         "                  [--balance METHOD [--every N] [--norms shared_params|trunk_output]]\n"
                         "       step_bench --blas-core\n");
         return 2;
     }
     int64_t B = 256;
-    int steps = 50, repeats = 7, infer = 0;
+    int steps = 50, repeats = 7, infer = 0, backward_only = 0;
     const char *balance = NULL;
     double every = 1;
     const char *norms = "shared_params";
@@ -79,6 +82,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--infer")) infer = 1;
+        else if (!strcmp(argv[i], "--backward")) backward_only = 1;
         else if (!strcmp(argv[i], "--balance") && i + 1 < argc) balance = argv[++i];
         else if (!strcmp(argv[i], "--every") && i + 1 < argc) every = atof(argv[++i]);
         else if (!strcmp(argv[i], "--norms") && i + 1 < argc) norms = argv[++i];
@@ -89,6 +93,10 @@ int main(int argc, char **argv) {
     }
     if (repeats < 1 || repeats > 1000 || steps < 1 || B < 1 || every < 1) {
         fprintf(stderr, "step_bench: --repeats 1..1000, --steps, --batch and --every >= 1\n");
+        return 2;
+    }
+    if (backward_only && (infer || balance)) {
+        fprintf(stderr, "step_bench: --backward goes with neither --infer nor --balance\n");
         return 2;
     }
     void *so = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
@@ -153,8 +161,13 @@ int main(int argc, char **argv) {
     int64_t step_no = 0;
     double *ms = calloc((size_t)repeats, sizeof(double));
     for (int r = -1; r < repeats; r++) { /* r = -1 warms up caches, BLAS threads and page tables */
+        if (backward_only) fwd(&s);
         double t0 = now_ms();
         for (int i = 0; i < steps; i++) {
+            if (backward_only) {
+                bwd(&s);
+                continue;
+            }
             s.seed = (uint64_t)(r + 2) * 100003u + (uint64_t)i;
             if (balance) {
                 if (mtl_balance_step(&bal, &s, fwd, bwd, bwd_heads, ++step_no) < 0) {
@@ -177,7 +190,7 @@ int main(int argc, char **argv) {
     qsort(sorted, (size_t)repeats, sizeof(double), cmp_double);
     char mode[64];
     if (balance) snprintf(mode, sizeof mode, "train_step_%s_every_%g", balance, every);
-    else snprintf(mode, sizeof mode, "%s", infer ? "inference" : "train_step");
+    else snprintf(mode, sizeof mode, "%s", infer ? "inference" : backward_only ? "backward" : "train_step");
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru); /* ru_maxrss: kB on Linux */
     printf("{\"model\":\"%s\",\"batch\":%lld,\"mode\":\"%s\",\"median_ms\":%.4f,\"ms\":[", m.name, (long long)B,
