@@ -130,13 +130,16 @@ static inline __attribute__((always_inline)) void sg_rows(float *restrict C, flo
     for (; m < M; m++) sg_rows_block(C, z_save, A, lda, Bp, bias, m, 1, Q, P, accumulate, act);
 }
 
-/* The sum of v's lanes, halves first (a fixed order) */
+/* The sum of v's lanes, halves first (a fixed order): four shuffle-and-add steps */
+typedef float mtk_v8 __attribute__((vector_size(32)));
+typedef float mtk_v4 __attribute__((vector_size(16)));
+typedef float mtk_v2 __attribute__((vector_size(8)));
 static inline __attribute__((always_inline)) float sg_hsum(mtk_v16 v) {
-    float t[MTK_SG_LANES];
-    memcpy(t, &v, sizeof v);
-    for (int w = MTK_SG_LANES / 2; w >= 1; w /= 2)
-        for (int i = 0; i < w; i++) t[i] += t[i + w];
-    return t[0];
+    mtk_v8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+               __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    mtk_v4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    mtk_v2 c = __builtin_shufflevector(b, b, 0, 1) + __builtin_shufflevector(b, b, 2, 3);
+    return c[0] + c[1];
 }
 
 /* y [M,N] = act(x [M,K] · Wᵀ + b) for N < MTK_SG_DOT_N outputs: one dot product per output,

@@ -21,6 +21,8 @@
 
 #include "mtl_data.h"
 
+#include "capture_stderr.h"
+
 /* ---- helpers ---- */
 
 static char *join(const char *dir, const char *name) {
@@ -46,29 +48,6 @@ static const char *cmapss_dir(void) {
         return NULL;
     }
     return d;
-}
-
-static char captured[16384];
-static int saved_stderr = -1;
-static FILE *capture_file;
-
-static void capture_begin(void) {
-    fflush(stderr);
-    capture_file = tmpfile();
-    assert_non_null(capture_file);
-    saved_stderr = dup(2);
-    dup2(fileno(capture_file), 2);
-}
-
-static const char *capture_end(void) {
-    fflush(stderr);
-    dup2(saved_stderr, 2);
-    close(saved_stderr);
-    rewind(capture_file);
-    size_t n = fread(captured, 1, sizeof captured - 1, capture_file);
-    captured[n] = '\0';
-    fclose(capture_file);
-    return captured;
 }
 
 static const char *const binds2[] = {"rul", "health"};

@@ -17,6 +17,8 @@
 
 #include "mtl_data.h"
 
+#include "capture_stderr.h"
+
 static const char *path_of(const char *name) {
     static char buf[4][1024];
     static int next;
@@ -25,29 +27,6 @@ static const char *path_of(const char *name) {
     char *b = buf[next++ % 4];
     snprintf(b, sizeof buf[0], "%s/%s", d, name);
     return b;
-}
-
-static char captured[16384];
-static int saved_stderr = -1;
-static FILE *capture_file;
-
-static void capture_begin(void) {
-    fflush(stderr);
-    capture_file = tmpfile();
-    assert_non_null(capture_file);
-    saved_stderr = dup(2);
-    dup2(fileno(capture_file), 2);
-}
-
-static const char *capture_end(void) {
-    fflush(stderr);
-    dup2(saved_stderr, 2);
-    close(saved_stderr);
-    rewind(capture_file);
-    size_t n = fread(captured, 1, sizeof captured - 1, capture_file);
-    captured[n] = '\0';
-    fclose(capture_file);
-    return captured;
 }
 
 static const char *const inputs[] = {"a", "b"};
