@@ -370,6 +370,8 @@ typedef struct MtlRunResult {
      * evaluated that epoch) - optimistic, reported beside the honest numbers */
     int64_t test_best_epoch;
     double test_best_rmse, test_best_nasa;
+    bool diverged; /* set (with seed) when the run stopped because training diverged: too many
+                      non-finite steps in a row; nothing else is filled in then */
 } MtlRunResult;
 
 typedef struct MtlEvalOptions {

@@ -44,7 +44,7 @@ static double metric(const MtlRunResult *r, int i) {
 
 /* Writes OUT/summary.json and OUT/summary.md (each through a temporary file and a rename). */
 static int write_summary(const char *dir, const MtlModelInfo *m, const MtlRunResult *res, int n,
-                         const char *selected_on) {
+                         const char *selected_on, const uint64_t *diverged, int n_diverged) {
     char path[4096], tmp[4200];
     double mean[N_METRICS], sd[N_METRICS];
     double *v = calloc((size_t)n, sizeof *v);
@@ -72,6 +72,13 @@ static int write_summary(const char *dir, const MtlModelInfo *m, const MtlRunRes
         }
         cJSON_AddBoolToObject(o, "stopped_early", res[s].stopped_early);
         cJSON_AddItemToArray(runs, o);
+    }
+    /* seeds whose training diverged: listed, never in the statistics */
+    cJSON *div = cJSON_AddArrayToObject(root, "diverged");
+    for (int d = 0; d < n_diverged; d++) {
+        char seed[32];
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)diverged[d]);
+        cJSON_AddItemToArray(div, cJSON_CreateRaw(seed));
     }
     cJSON *agg = cJSON_AddObjectToObject(root, "mean");
     cJSON *dev = cJSON_AddObjectToObject(root, "std_dev");
@@ -108,8 +115,16 @@ static int write_summary(const char *dir, const MtlModelInfo *m, const MtlRunRes
     fprintf(f, "\nModel %s; selection on %s; mean ± sample standard deviation over the seeds "
                "(test metrics of the selected weights).\n", m->name, selected_on);
     fprintf(f, "The same runs under the book's protocol (each run's epoch with the lowest test "
-               "RMSE - optimistic): RMSE %.2f ± %.2f, NASA %.1f ± %.1f.\n\n", mean[8], sd[8],
+               "RMSE - optimistic): RMSE %.2f ± %.2f, NASA %.1f ± %.1f.\n", mean[8], sd[8],
             mean[9], sd[9]);
+    if (n_diverged > 0) {
+        fprintf(f, "Diverged (too many non-finite steps in a row; not in the statistics): seed%s",
+                n_diverged > 1 ? "s" : "");
+        for (int d = 0; d < n_diverged; d++)
+            fprintf(f, "%s %llu", d ? "," : "", (unsigned long long)diverged[d]);
+        fprintf(f, ".\n");
+    }
+    fprintf(f, "\n");
     fprintf(f, "| seed | epochs | best epoch | RMSE | NASA | MAE | accuracy | macro-F1 | "
                "test-selected epoch | its RMSE | its NASA |\n");
     fprintf(f, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
@@ -130,6 +145,9 @@ static int write_summary(const char *dir, const MtlModelInfo *m, const MtlRunRes
                  "  accuracy %.4f ± %.4f\n  macro-F1 %.4f ± %.4f\n  %.3g s per epoch\n",
             mean[5], sd[5], mean[0], sd[0], mean[1], sd[1], mean[2], sd[2], mean[3], sd[3], mean[4],
             sd[4], mean[7]);
+    if (n_diverged > 0)
+        fprintf(out, "  (%d more seed%s diverged and %s left out)\n", n_diverged, n_diverged > 1 ? "s" : "",
+                n_diverged > 1 ? "are" : "is");
     fprintf(out, "trainer: wrote %s/summary.md and %s/summary.json\n", dir, dir);
     return rc;
 }
@@ -211,13 +229,14 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
         dir = malloc(len);
         if (dir) snprintf(dir, len, "runs/%s", m->name);
     }
-    MtlRunResult *res = calloc((size_t)n, sizeof *res);
+    MtlRunResult *res = calloc((size_t)n, sizeof *res); /* the finished runs, in seed order */
+    uint64_t *diverged = calloc((size_t)n, sizeof *diverged);
     MtlTrainOptions *so = malloc(sizeof *so);
-    if (!dir || !res || !so) {
+    if (!dir || !res || !diverged || !so) {
         fprintf(stderr, "trainer: error: out of memory\n");
         exit(1);
     }
-    int rc = 0, done = 0;
+    int rc = 0, done = 0, n_diverged = 0;
     char sub[4200];
     for (int i = 0; i < n; i++) {
         *so = *o;
@@ -226,12 +245,13 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
         so->seed = from_spec || o->n_seeds == 0 ? first + (uint64_t)i : o->seeds[i];
         snprintf(sub, sizeof sub, "%s/seed-%llu", dir, (unsigned long long)so->seed);
         so->out = sub;
+        memset(&res[done], 0, sizeof res[done]);
         /* a sweep that stopped continues: finished seeds are reused, an interrupted one resumed */
         char state[4300];
         snprintf(state, sizeof state, "%s/state.safetensors", sub);
         int status = mtl_train_state_status(m, so, state);
         int64_t epochs = so->epochs >= 0 ? so->epochs : m->train.epochs;
-        if (status == MTL_STATE_FINISHED && result_from_log(sub, so->seed, epochs, &res[i]) == 0) {
+        if (status == MTL_STATE_FINISHED && result_from_log(sub, so->seed, epochs, &res[done]) == 0) {
             fprintf(stderr, "trainer: sweep run %d of %d: seed %llu already finished in %s; its "
                             "result is reused\n", i + 1, n, (unsigned long long)so->seed, sub);
             done++;
@@ -253,7 +273,16 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
             fprintf(stderr, "trainer: sweep run %d of %d: seed %llu into %s\n", i + 1, n,
                     (unsigned long long)so->seed, sub);
         }
-        rc = mtl_train_run(m, so, &res[i]);
+        rc = mtl_train_run(m, so, &res[done]);
+        if (rc != 0 && res[done].diverged) {
+            /* one seed's divergence is a result about that seed, not the end of the sweep */
+            diverged[n_diverged++] = so->seed;
+            rc = 0;
+            if (i + 1 < n)
+                fprintf(stderr, "trainer: seed %llu diverged; the sweep goes on with the next seed\n",
+                        (unsigned long long)so->seed);
+            continue;
+        }
         if (rc != 0) break;
         done++;
     }
@@ -261,12 +290,19 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
         const char *sel = res[0].selected_on ? res[0].selected_on : "validation";
         for (int i = 1; i < done; i++)
             if (res[i].selected_on && strcmp(res[i].selected_on, sel) != 0) sel = "mixed (see each run)";
-        if (write_summary(dir, m, res, done, sel) != 0 && rc == 0) rc = 1;
-        if (done < n)
+        if (write_summary(dir, m, res, done, sel, diverged, n_diverged) != 0 && rc == 0) rc = 1;
+        if (done + n_diverged < n)
             fprintf(stderr, "trainer: the sweep stopped after %d of %d seeds; the summary covers "
-                            "those\n", done, n);
+                            "those\n", done + n_diverged, n);
+    }
+    if (n_diverged > 0) {
+        /* the sweep is incomplete: the exit status says so, after every other seed has run */
+        fprintf(stderr, "trainer: error: %d of %d seeds diverged%s\n", n_diverged, n,
+                done > 0 ? " (listed in the summary, not in its statistics)" : "; no seed finished, so no summary");
+        if (rc == 0) rc = 1;
     }
     free(so);
+    free(diverged);
     free(res);
     free(dir);
     return rc;

@@ -1568,6 +1568,9 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
     /* test hook (tests/e2e/resume.sh): raise SIGINT after this global step */
     const char *hook = getenv("MTL_TEST_SIGNAL_AT_STEP");
     int64_t signal_at = hook ? strtoll(hook, NULL, 10) : 0;
+    /* test hook (tests/e2e/protocol.sh): every step of the run with this seed has a NaN loss */
+    const char *nan_hook = getenv("MTL_TEST_NAN_LOSS_SEED");
+    bool force_nan = nan_hook && *nan_hook && strtoull(nan_hook, NULL, 10) == set->seed;
     signals_install(&sigs);
     sigs_on = true;
     /* stdout may be a pipe that closes (`train | head`): the echo fails (and is reported at the
@@ -1605,6 +1608,7 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
                 fprintf(stderr, "trainer: error: out of memory for the trunk output gradient\n");
                 goto done_lrs;
             }
+            if (force_nan) r->b.losses[0] = NAN;
             int bad_task = -1;
             for (int k = 0; k < m->n_tasks && bad_task < 0; k++)
                 if (!isfinite(r->b.losses[k])) bad_task = k;
@@ -1644,6 +1648,10 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
                     else
                         fprintf(stderr, "No checkpoint of this run was written; the log is %s\n",
                                 r->log_tmp);
+                    if (res) {
+                        res->diverged = true;
+                        res->seed = set->seed;
+                    }
                     goto done_lrs;
                 }
             } else {

@@ -165,4 +165,22 @@ PY
 # other settings in the same folder are not mixed in
 expect_status 1 ./dm train $T -o sweep2 -e 3 --seeds 3,5
 expect_stderr "holds a run that is not this sweep's"
+# a seed that diverges does not end the sweep: the next seeds run, the summary's statistics are
+# the finished seeds' and it lists the diverged one; the exit status says the sweep is incomplete
+# (MTL_TEST_NAN_LOSS_SEED: every step of that seed's run has a NaN loss)
+expect_status 1 env MTL_TEST_NAN_LOSS_SEED=5 ./dm train $T -o sweep3 -e 2 --seeds 3,5,7 --max-bad-steps 2
+expect_stderr "seed 5 diverged; the sweep goes on with the next seed"
+expect_stderr "1 of 3 seeds diverged"
+[ -f sweep3/seed-7/model.safetensors ] || fail "the seed after the diverged one did not run"
+python3 - sweep sweep3 <<'PY' || fail "summary with a diverged seed"
+import json, sys
+a, b = (json.load(open(d + '/summary.json')) for d in sys.argv[1:3])
+assert [r['seed'] for r in b['runs']] == [3, 7] and b['diverged'] == [5], b
+assert a['runs'][0]['rmse'] == b['runs'][0]['rmse'], (a['runs'][0], b['runs'][0])  # seed 3 as before
+PY
+grep -q "Diverged .*seed 5" sweep3/summary.md || fail "summary.md lacks the diverged seed"
+# every seed diverging: no summary, exit 1, every seed tried
+expect_status 1 env MTL_TEST_NAN_LOSS_SEED=0 ./dm train $T -o sweep4 -e 2 --seeds 1 --max-bad-steps 2  # seed 0
+expect_stderr "no seed finished, so no summary"
+[ ! -f sweep4/summary.json ] || fail "a summary of no finished seed"
 echo PASS
