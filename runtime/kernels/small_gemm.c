@@ -38,6 +38,17 @@ typedef float mtk_v16 __attribute__((vector_size(64)));
 #define SG_KERNEL
 #endif
 
+/* Loops over a layer's features (the sum over q, the packing, the blocks of dW) stay loops:
+ * fully unrolled with constant sizes up to 128 they only add code for LLVM to optimise; the
+ * short loops over rows and vectors inside them still unroll, which is what keeps the
+ * accumulators in registers. (Even so, inlining these kernels at the DualTaskModel's 24 small
+ * products costs about 0.5 s of its compile time.) */
+#if defined(__clang__)
+#define SG_NO_FULL_UNROLL _Pragma("clang loop unroll(disable)")
+#else
+#define SG_NO_FULL_UNROLL
+#endif
+
 static inline __attribute__((always_inline)) int64_t sg_vecs(int64_t p) { return mtk_sg_vecs(p); }
 
 static inline __attribute__((always_inline)) mtk_v16 sg_splat(float a) {
@@ -107,6 +118,7 @@ static inline __attribute__((always_inline)) void sg_rows_block(float *restrict 
                                                              : sg_load(bias + v * MTK_SG_LANES);
         for (int r = 0; r < R; r++) acc[r][v] = init;
     }
+    SG_NO_FULL_UNROLL
     for (int64_t q = 0; q < Q; q++) {
         const float *b = Bp + q * PV * MTK_SG_LANES;
         for (int r = 0; r < R; r++) {
@@ -150,12 +162,14 @@ static inline __attribute__((always_inline)) void sg_dense_dot(float *restrict y
                                                                int64_t K, int act) {
     const int64_t KV = sg_vecs(K), tail = K - (KV - 1) * MTK_SG_LANES;
     float wp[MTK_SG_PACK_MAX];
+    SG_NO_FULL_UNROLL
     for (int64_t n = 0; n < N; n++)
         for (int64_t j = 0; j < KV * MTK_SG_LANES; j++) wp[n * KV * MTK_SG_LANES + j] = j < K ? w[n * K + j] : 0.0f;
     for (int64_t m = 0; m < M; m++) {
         const float *xr = x + m * K;
         mtk_v16 acc[MTK_SG_DOT_N];
         for (int64_t n = 0; n < N; n++) acc[n] = sg_splat(0.0f);
+        SG_NO_FULL_UNROLL
         for (int64_t kv = 0; kv < KV; kv++) {
             mtk_v16 xv = kv == KV - 1 && tail < MTK_SG_LANES ? sg_load_part(xr + kv * MTK_SG_LANES, tail)
                                                               : sg_load(xr + kv * MTK_SG_LANES);
@@ -178,6 +192,7 @@ SG_KERNEL void mtk_small_dense_forward(float *restrict y, float *restrict z_save
     }
     const int64_t PV = sg_vecs(N);
     float bp[MTK_SG_PACK_MAX];
+    SG_NO_FULL_UNROLL
     for (int64_t k = 0; k < K; k++)
         for (int64_t j = 0; j < PV * MTK_SG_LANES; j++) bp[k * PV * MTK_SG_LANES + j] = j < N ? w[j * K + k] : 0.0f;
     sg_rows(y, z_save, x, K, bp, b, M, K, N, 0, act);
@@ -187,6 +202,7 @@ SG_KERNEL void mtk_small_gemm_nn(float *restrict dx, const float *restrict dz, c
                        int64_t K, int accumulate) {
     const int64_t PV = sg_vecs(K);
     float bp[MTK_SG_PACK_MAX];
+    SG_NO_FULL_UNROLL
     for (int64_t n = 0; n < N; n++)
         for (int64_t j = 0; j < PV * MTK_SG_LANES; j++) bp[n * PV * MTK_SG_LANES + j] = j < K ? w[n * K + j] : 0.0f;
     sg_rows(dx, NULL, dz, N, bp, NULL, M, N, K, accumulate, MTL_ACT_IDENTITY);
@@ -233,8 +249,10 @@ static inline __attribute__((always_inline)) void sg_outer(float *restrict C, in
                                                            const float *restrict V, int64_t ldv, int64_t M,
                                                            int64_t NA, int64_t NB, int accumulate) {
     int64_t a0 = 0;
+    SG_NO_FULL_UNROLL
     for (; a0 + MTK_SG_ROWS <= NA; a0 += MTK_SG_ROWS)
         sg_outer_block(C, sa, sb, U, ldu, V, ldv, M, a0, MTK_SG_ROWS, NB, accumulate);
+    SG_NO_FULL_UNROLL
     for (; a0 < NA; a0++) sg_outer_block(C, sa, sb, U, ldu, V, ldv, M, a0, 1, NB, accumulate);
 }
 
