@@ -28,6 +28,8 @@ typedef struct CgCtx {
 LLVMValueRef cg_tensor_ptr(CgCtx *c, int t);
 /* Calls a kernel (a function of the linked kernel bitcode) by name. */
 LLVMValueRef cg_call(CgCtx *c, const char *name, LLVMValueRef *args, unsigned n);
+/* The same through an out-of-line wrapper specialised to the constant arguments (codegen.c). */
+LLVMValueRef cg_call_specialised(CgCtx *c, const char *name, LLVMValueRef *args, unsigned n);
 LLVMValueRef cg_i32(CgCtx *c, long long v);
 LLVMValueRef cg_i64(CgCtx *c, long long v);
 LLVMValueRef cg_f32(CgCtx *c, double v);

@@ -93,6 +93,70 @@ LLVMValueRef cg_call(CgCtx *c, const char *name, LLVMValueRef *args, unsigned n)
     return LLVMBuildCall2(c->b, ft, fn, args, n, "");
 }
 
+/* A call of `name` through a function specialised to its constant arguments: the wrapper
+ * `name.C1.C2...` takes the other arguments, calls the kernel with the constants in place (the
+ * kernel is inlined into it and specialised there) and is itself kept out of line, one per
+ * distinct set of constants. The calling pass then holds one call, not the kernel's body: the
+ * small-matrix kernels inlined straight into a pass made LLVM's time grow with the square of
+ * their number (a 300-layer model took minutes), and identical layers now share a wrapper. */
+LLVMValueRef cg_call_specialised(CgCtx *c, const char *name, LLVMValueRef *args, unsigned n) {
+    LLVMValueRef kernel = LLVMGetNamedFunction(c->mod, name);
+    if (!kernel) internal_error("kernel %s is missing from the kernel bitcode", name);
+    LLVMTypeRef kt = LLVMGlobalGetValueType(kernel);
+    if (LLVMCountParamTypes(kt) != n) internal_error("kernel %s takes %u arguments, not %u", name, LLVMCountParamTypes(kt), n);
+    char wname[512];
+    size_t len = (size_t)snprintf(wname, sizeof wname, "%s", name);
+    LLVMValueRef rt[16];
+    LLVMTypeRef rt_types[16];
+    unsigned n_rt = 0;
+    if (n > 16) internal_error("cg_call_specialised: %u arguments", n);
+    for (unsigned i = 0; i < n; i++) {
+        LLVMValueRef a = args[i];
+        const char *part = NULL;
+        char buf[64];
+        if (LLVMIsAConstantInt(a)) {
+            snprintf(buf, sizeof buf, ".%lld", LLVMConstIntGetSExtValue(a));
+            part = buf;
+        } else if (LLVMIsAConstantPointerNull(a)) {
+            part = ".null";
+        } else if (LLVMIsAConstantFP(a)) {
+            LLVMBool lossy;
+            snprintf(buf, sizeof buf, ".%a", LLVMConstRealGetDouble(a, &lossy));
+            part = buf;
+        }
+        if (part) {
+            len += (size_t)snprintf(wname + len, len < sizeof wname ? sizeof wname - len : 0, "%s", part);
+        } else {
+            rt[n_rt] = a;
+            rt_types[n_rt++] = LLVMTypeOf(a);
+            len += (size_t)snprintf(wname + len, len < sizeof wname ? sizeof wname - len : 0, ".r");
+        }
+    }
+    if (len >= sizeof wname) internal_error("cg_call_specialised: name too long for %s", name);
+    LLVMValueRef w = LLVMGetNamedFunction(c->mod, wname);
+    LLVMTypeRef wt = LLVMFunctionType(LLVMGetReturnType(kt), rt_types, n_rt, 0);
+    if (!w) {
+        w = LLVMAddFunction(c->mod, wname, wt);
+        LLVMSetLinkage(w, LLVMInternalLinkage);
+        unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+        LLVMAddAttributeAtIndex(w, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->ctx, noinline, 0));
+        LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
+        LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(c->ctx, w, "entry");
+        LLVMPositionBuilderAtEnd(c->b, entry);
+        LLVMValueRef inner[16];
+        for (unsigned i = 0, r = 0; i < n; i++) {
+            LLVMValueRef a = args[i];
+            bool constant = LLVMIsAConstantInt(a) || LLVMIsAConstantPointerNull(a) || LLVMIsAConstantFP(a);
+            inner[i] = constant ? a : LLVMGetParam(w, r++);
+        }
+        LLVMValueRef call = LLVMBuildCall2(c->b, kt, kernel, inner, n, "");
+        if (LLVMGetTypeKind(LLVMGetReturnType(kt)) == LLVMVoidTypeKind) LLVMBuildRetVoid(c->b);
+        else LLVMBuildRet(c->b, call);
+        LLVMPositionBuilderAtEnd(c->b, here);
+    }
+    return LLVMBuildCall2(c->b, wt, w, rt, n_rt, "");
+}
+
 /* An i32 argument of cblas_sgemm that is a constant must be a size in [0, INT32_MAX]: sema
  * should have refused any model where it is not, so this is a compiler bug, never a user error. */
 static void check_sgemm_arg(LLVMValueRef v, const char *what) {

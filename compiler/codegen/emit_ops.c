@@ -29,7 +29,7 @@ static bool small_gemm(int64_t N, int64_t K, int form) {
 static void call_small_gemm(CgCtx *c, const char *kernel, LLVMValueRef out, LLVMValueRef a, LLVMValueRef b,
                             LLVMValueRef M, int64_t N, int64_t K, int accumulate) {
     LLVMValueRef args[] = {out, a, b, M, cg_i64(c, N), cg_i64(c, K), cg_i32(c, accumulate)};
-    cg_call(c, kernel, args, 7);
+    cg_call_specialised(c, kernel, args, 7);
 }
 
 /* y [B·T,N] = x [B·T,K] · Wᵀ, then y = act(y + b) in one pass over y (the fused epilogue) */
@@ -40,7 +40,7 @@ void cg_emit_dense(CgCtx *c, const IrNode *n) {
     if (small_gemm(N, K, MTK_SG_NT)) { /* product and epilogue in one kernel */
         LLVMValueRef args[] = {y, tp(c, n->out[1]), tp(c, n->in[0]), tp(c, n->in[1]), tp(c, n->in[2]), M,
                                cg_i64(c, N), cg_i64(c, K), cg_i32(c, n->act)};
-        cg_call(c, "mtk_small_dense_forward", args, 9);
+        cg_call_specialised(c, "mtk_small_dense_forward", args, 9);
         return;
     }
     cg_sgemm(c, 0, 1, M32, cg_i32(c, N), cg_i32(c, K), tp(c, n->in[0]), cg_i32(c, K), tp(c, n->in[1]), cg_i32(c, K),
