@@ -29,9 +29,12 @@
 
 typedef float mtk_v16 __attribute__((vector_size(64)));
 
-/* The three kernels are inlined at every call in the generated code (in the bitcode built by
- * clang; the native build for tests keeps them plain functions): LLVM's inliner would otherwise
- * leave them out of line, where the sizes are not constants and nothing unrolls. */
+/* The kernels are always inlined where they are called (in the bitcode built by clang; the
+ * native build for tests keeps them plain functions): LLVM's inliner would otherwise leave them
+ * out of line, where the sizes are not constants and nothing unrolls. The generated code calls
+ * them from small wrappers, one per layer shape, that pass the sizes as constants
+ * (cg_call_specialised in compiler/codegen/codegen.c), so each is specialised once per shape
+ * and the forward and backward passes stay small. */
 #if defined(__clang__)
 #define SG_KERNEL __attribute__((always_inline))
 #else
@@ -41,9 +44,7 @@ typedef float mtk_v16 __attribute__((vector_size(64)));
 /* Loops over a layer's features (the sum over q, the packing, the blocks of dW) stay loops:
  * fully unrolled with constant sizes up to 128 they only add code for LLVM to optimise; the
  * short loops over rows and vectors inside them still unroll, which is what keeps the
- * accumulators in registers. (Even so, inlining these kernels at the DualTaskModel's small
- * products adds about 0.7 s to its compile time: 2.1 s against 1.35 s with every product in
- * BLAS, measured alternating on a loaded machine.) */
+ * accumulators in registers. */
 #if defined(__clang__)
 #define SG_NO_FULL_UNROLL _Pragma("clang loop unroll(disable)")
 #else
