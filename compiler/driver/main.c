@@ -317,6 +317,24 @@ static int build(const IrGraph *g, const Options *o) {
     return rc == 0 ? 0 : 1;
 }
 
+/* What the language allows but the trainer cannot train: a vector (`real[N]`, N > 1) target,
+ * since the trainer's data loaders give each target one value per sample (one CSV column, or
+ * C-MAPSS's rul). Such a model still builds with --shared. Reported as spec errors. */
+static bool trainer_unsupported(Diags *d, const Model *m) {
+    bool bad = false;
+    for (int i = 0; i < m->n_tasks; i++) {
+        const Task *t = &m->tasks[i];
+        if (t->target_kind == MTL_TARGET_REAL && t->target_width > 1) {
+            diag_error(d, t->target_span,
+                       "target '%s' is real[%lld], but a trainer reads one value per target and sample (one "
+                       "CSV column); vector targets build only as a model object (--shared)",
+                       t->name, (long long)t->target_width);
+            bad = true;
+        }
+    }
+    return bad;
+}
+
 /* The pipeline: parse+check → (report) → lower → fuse → autodiff → plan → codegen/link. */
 static int compile(const Options *o) {
     Diags d;
@@ -352,6 +370,8 @@ static int compile(const Options *o) {
             model_dump_typed(m, w.f);
             rc = output_close(&w, true) ? 1 : 0;
         }
+    } else if (o->emit == EMIT_NONE && o->out && !o->shared && trainer_unsupported(&d, m)) {
+        rc = 1;
     } else if (o->emit != EMIT_NONE || o->out) {
         IrGraph *g = ir_lower(m);
         ir_fuse(g);

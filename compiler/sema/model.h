@@ -123,6 +123,7 @@ typedef struct Task {
     Span span;
     MtlTargetKind target_kind; /* MTL_TARGET_REAL or MTL_TARGET_CLASS */
     int64_t target_width;      /* real: number of values (1 by default); class: 1 label */
+    Span target_span;          /* the target's declaration (`target a : real[3]`) */
     int64_t num_classes;       /* class targets only */
     MtlLoss loss;
     float huber_delta;         /* MTL_LOSS_HUBER only, default 1.0 */

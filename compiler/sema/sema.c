@@ -581,6 +581,7 @@ static void build_blocks(Sema *s)
         } else {
             info = check_target(s, target);
             s->target_bad[ti] = !info.ok;
+            t->target_span = target->span;
         }
         t->target_kind = info.kind;
         t->target_width = info.width;

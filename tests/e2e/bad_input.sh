@@ -24,6 +24,23 @@ expect_stderr "runtime library not found"
 cmp -s "$WORK/trainer" "$WORK/trainer.good" || fail "a failed build replaced the earlier trainer"
 [ ! -e "$WORK/trainer.tmp" ] || fail "a failed build left trainer.tmp"
 
+# a vector target is valid in the language but no trainer can read it: a spec error at the
+# target (file:line:col, the line, an underline), exit 1, no trainer; --shared still builds
+cat >"$WORK/vector.mtl" <<'SPEC'
+model V {
+  input x : [2]
+  target a : real[3]
+  data csv { inputs = ("i1", "i2"); bind a = "a" }
+  trunk { dense(4) }
+  task a { head { dense(3) } loss mse }
+}
+SPEC
+expect_status 1 "$MTLC" "$WORK/vector.mtl" -o "$WORK/vector"
+expect_stderr "vector.mtl:3:3: error: target 'a' is real\[3\], but a trainer reads one value per target"
+expect_stderr "  \^~~~"
+[ ! -e "$WORK/vector" ] || fail "a trainer was written for a vector target"
+expect_status 0 "$MTLC" "$WORK/vector.mtl" --shared -o "$WORK/vector.so"
+
 # --- trainer usage ---
 T=$WORK/trainer
 expect_status 2 "$T" train --bogus-option
