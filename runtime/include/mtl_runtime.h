@@ -355,6 +355,8 @@ typedef struct MtlTrainOptions {
     int64_t save_every;              /* < 0: default 1 (every epoch); 0: only at the end */
     int64_t save_every_steps;        /* <= 0: off */
     int diagnostics;                 /* per-task gradient diagnostics: 0 off, 1 per epoch, 2 per step */
+    bool in_sweep;                   /* one seed of a sweep (set by the sweep): a stopped run advises
+                                        running the sweep's command again, not --resume */
 } MtlTrainOptions;
 
 /* What one training run ended with (for the seed sweep's table). */

@@ -47,7 +47,7 @@ static int write_summary(const char *dir, const MtlModelInfo *m, const MtlRunRes
                          const char *selected_on, const uint64_t *diverged, int n_diverged) {
     char path[4096], tmp[4200];
     double mean[N_METRICS], sd[N_METRICS];
-    double *v = calloc((size_t)n, sizeof *v);
+    double *v = calloc((size_t)(n > 0 ? n : 1), sizeof *v);
     if (!v) return -1;
     for (int i = 0; i < N_METRICS; i++) {
         for (int s = 0; s < n; s++) v[s] = metric(&res[s], i);
@@ -106,6 +106,18 @@ static int write_summary(const char *dir, const MtlModelInfo *m, const MtlRunRes
     if (!f) {
         fprintf(stderr, "trainer: error: cannot write %s\n", path);
         return -1;
+    }
+    if (n == 0) { /* every seed diverged: say so, in place of an earlier sweep's summary */
+        fprintf(f, "Model %s: no seed finished; every seed diverged (too many non-finite steps in a row):", m->name);
+        for (int d = 0; d < n_diverged; d++)
+            fprintf(f, "%s %llu", d ? "," : "", (unsigned long long)diverged[d]);
+        fprintf(f, ".\n");
+        if (fclose(f) != 0 || rename(tmp, path) != 0) {
+            fprintf(stderr, "trainer: error: cannot write %s\n", path);
+            return -1;
+        }
+        fprintf(stderr, "trainer: wrote %s/summary.md and %s/summary.json (no seed finished)\n", dir, dir);
+        return rc;
     }
     fprintf(f, "| seeds | epochs reached | RMSE | NASA | MAE | accuracy | macro-F1 | s / epoch |\n");
     fprintf(f, "| --- | --- | --- | --- | --- | --- | --- | --- |\n");
@@ -175,8 +187,8 @@ static int result_from_log(const char *dir, uint64_t seed, int64_t epochs, MtlRu
     res->test_best_rmse = res->test_best_nasa = NAN;
     char *line = NULL;
     size_t cap = 0;
-    double last_time = 0;
-    int got_test = 0;
+    double last_time = NAN, last_train = NAN, last_best = 0;
+    bool have_val = false;
     while (getline(&line, &cap, f) > 0) {
         cJSON *j = cJSON_Parse(line);
         if (!j) continue;
@@ -185,6 +197,9 @@ static int result_from_log(const char *dir, uint64_t seed, int64_t epochs, MtlRu
             cJSON_GetObjectItemCaseSensitive(j, "loss")) {
             res->epochs_run++;
             last_time = num_or_nan(j, "time_s");
+            last_train = num_or_nan(j, "train_s");
+            last_best = num_or_nan(j, "best_epoch");
+            have_val = cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "val"));
             const cJSON *te = cJSON_GetObjectItemCaseSensitive(j, "test_epoch");
             double r = num_or_nan(te, "rmse");
             if (isfinite(r) && (res->test_best_epoch == 0 || r < res->test_best_rmse)) {
@@ -193,7 +208,6 @@ static int result_from_log(const char *dir, uint64_t seed, int64_t epochs, MtlRu
                 res->test_best_nasa = num_or_nan(te, "nasa");
             }
         } else if (cJSON_IsObject(t)) {
-            got_test = 1;
             res->have_test = true;
             res->rmse = num_or_nan(t, "rmse");
             res->nasa = num_or_nan(t, "nasa");
@@ -208,9 +222,17 @@ static int result_from_log(const char *dir, uint64_t seed, int64_t epochs, MtlRu
     }
     free(line);
     fclose(f);
-    if (!got_test || res->epochs_run == 0) return -1;
+    if (res->epochs_run == 0) return -1;
+    if (!res->have_test) { /* no test set: no test line; the selection is the epoch lines' */
+        res->rmse = res->nasa = res->mae = res->accuracy = res->macro_f1 = NAN;
+        res->best_epoch = have_val && last_best > 0 ? (int64_t)last_best : res->epochs_run;
+        res->selected_on = have_val ? "validation" : "none (last epoch)";
+    }
     res->stopped_early = res->epochs_run < epochs;
-    res->seconds_per_epoch = isfinite(last_time) ? last_time / (double)res->epochs_run : NAN;
+    /* training seconds per epoch, as a run reports its own (train_s); logs before train_s have
+     * only the run's wall time, evaluation included */
+    double secs = isfinite(last_train) ? last_train : last_time;
+    res->seconds_per_epoch = isfinite(secs) ? secs / (double)res->epochs_run : NAN;
     return 0;
 }
 
@@ -241,6 +263,7 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
     for (int i = 0; i < n; i++) {
         *so = *o;
         so->n_seeds = 0;
+        so->in_sweep = true;
         so->has_seed = true;
         so->seed = from_spec || o->n_seeds == 0 ? first + (uint64_t)i : o->seeds[i];
         snprintf(sub, sizeof sub, "%s/seed-%llu", dir, (unsigned long long)so->seed);
@@ -286,8 +309,8 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
         if (rc != 0) break;
         done++;
     }
-    if (done > 0) {
-        const char *sel = res[0].selected_on ? res[0].selected_on : "validation";
+    if (done > 0 || n_diverged > 0) {
+        const char *sel = done > 0 && res[0].selected_on ? res[0].selected_on : "validation";
         for (int i = 1; i < done; i++)
             if (res[i].selected_on && strcmp(res[i].selected_on, sel) != 0) sel = "mixed (see each run)";
         if (write_summary(dir, m, res, done, sel, diverged, n_diverged) != 0 && rc == 0) rc = 1;
@@ -298,7 +321,7 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
     if (n_diverged > 0) {
         /* the sweep is incomplete: the exit status says so, after every other seed has run */
         fprintf(stderr, "trainer: error: %d of %d seeds diverged%s\n", n_diverged, n,
-                done > 0 ? " (listed in the summary, not in its statistics)" : "; no seed finished, so no summary");
+                done > 0 ? " (listed in the summary, not in its statistics)" : "; no seed finished");
         if (rc == 0) rc = 1;
     }
     free(so);

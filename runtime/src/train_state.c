@@ -7,6 +7,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,15 +250,16 @@ int train_settings_parse(const char *json, TrainSettings *s, char *err, size_t e
     s->seed = get_u(&r, "seed");
     s->threads = (int)get_i(&r, "threads", 1);
     s->has_lr = get_b(&r, "has_lr");
-    s->lr = get_f(&r, "lr", 0, 1e30);
+    /* the command line takes these up to the largest float; a state must read back what it wrote */
+    s->lr = get_f(&r, "lr", 0, FLT_MAX);
     s->validation = get_f(&r, "validation", 0, 1);
     MtlProtocol *p = &s->protocol;
     p->warmup_epochs = get_i(&r, "warmup_epochs", 0);
     p->warmup_start = get_f(&r, "warmup_start", 0, 1);
     p->plateau_factor = get_f(&r, "plateau_factor", 0, 1);
     p->plateau_patience = get_i(&r, "plateau_patience", 0);
-    p->min_lr = get_f(&r, "min_lr", 0, 1e30);
-    p->clip_norm = get_f(&r, "clip_norm", 0, 1e30);
+    p->min_lr = get_f(&r, "min_lr", 0, FLT_MAX);
+    p->clip_norm = get_f(&r, "clip_norm", 0, FLT_MAX);
     p->ema_decay = get_f(&r, "ema", 0, 1);
     p->patience = get_i(&r, "patience", 0);
     p->select_on_test = get_b(&r, "select_on_test");

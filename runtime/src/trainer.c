@@ -1074,6 +1074,9 @@ static char *epoch_line2(Run *r, int64_t e, const float *lrs, const float *weigh
     add_num(o, "score", score);
     cJSON_AddNumberToObject(o, "best_epoch", (double)r->p.early.best_epoch);
     cJSON_AddStringToObject(o, "weights", r->use_ema ? "ema" : "live");
+    /* seconds spent training (evaluation excluded), over all epochs so far; time_s is the wall
+     * time of the run, evaluation included */
+    cJSON_AddNumberToObject(o, "train_s", round(r->p.train_seconds * 1000) / 1000);
     cJSON_AddNumberToObject(o, "time_s", round(t * 1000) / 1000);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -1300,6 +1303,16 @@ static void run_free(Run *r) {
     free(r->best_path);
     free(r->log_path);
     free(r->log_tmp);
+}
+
+/* How to go on after a stop: a single run resumes from its state; a sweep's seed continues
+ * when the sweep's own command runs again (it reuses finished seeds and resumes this one). */
+static void print_continue_advice(const MtlTrainOptions *o, const char *state_path) {
+    if (o->in_sweep)
+        fprintf(stderr, "continue the sweep by running the same command again (finished seeds are "
+                        "reused, this one resumes)\n");
+    else
+        fprintf(stderr, "continue with: train --resume %s\n", state_path);
 }
 
 int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult *res) {
@@ -1683,9 +1696,10 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
                 if (save_state(r) != 0) goto done_lrs;
                 rc = 128 + (int)stop_signal;
                 fprintf(stderr, "trainer: stopped by %s at epoch %lld, step %lld; the state is saved "
-                                "in %s; continue with: train --resume %s\n",
+                                "in %s; ",
                         stop_signal == SIGINT ? "SIGINT" : "SIGTERM", (long long)e,
-                        (long long)r->p.step, r->state_path, r->state_path);
+                        (long long)r->p.step, r->state_path);
+                print_continue_advice(o, r->state_path);
                 goto done_lrs;
             }
             if (more && set->save_every_steps > 0 && r->p.step % set->save_every_steps == 0) {
@@ -1761,10 +1775,9 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
         }
         if (stop_signal && !last) {
             rc = 128 + (int)stop_signal;
-            fprintf(stderr, "trainer: stopped by %s after epoch %lld; the state is saved in %s; "
-                            "continue with: train --resume %s\n",
-                    stop_signal == SIGINT ? "SIGINT" : "SIGTERM", (long long)e, r->state_path,
-                    r->state_path);
+            fprintf(stderr, "trainer: stopped by %s after epoch %lld; the state is saved in %s; ",
+                    stop_signal == SIGINT ? "SIGINT" : "SIGTERM", (long long)e, r->state_path);
+            print_continue_advice(o, r->state_path);
             goto done_lrs;
         }
     }

@@ -127,6 +127,10 @@ for k, v in h.items():
     m = (v['data_offsets'][1] - v['data_offsets'][0]) // 4
     assert all(math.isfinite(x) for x in struct.unpack('<%df' % m, b[8 + n + v['data_offsets'][0]: 8 + n + v['data_offsets'][1]])), k
 PY
+# that state resumes (its lr of 1e30 is stored as the float nearest, a little above 1e30) and
+# the run diverges again, with the same message
+expect_status 1 ./dm train $T --resume nan/state.safetensors
+expect_stderr "steps in a row had a non-finite loss or gradient"
 
 # --- seeds: a sweep writes one run per seed and a mean ± std table ---------------------------
 ./dm train $T -o sweep -e 2 --seeds 3,5 >/dev/null 2>"$WORK/stderr" || fail "sweep"
@@ -147,6 +151,9 @@ MTL_TEST_SIGNAL_AT_STEP=100 ./dm train $T -o sweep2 -e 2 --seeds 3,5 >/dev/null 
 st=$?
 set -e
 [ "$st" = 130 ] || fail "interrupted sweep: exit $st"
+MTL_TEST_SIGNAL_AT_STEP=100 ./dm train $T -o sweep2b -e 2 --seeds 3,5 >/dev/null 2>"$WORK/stderr" || true
+expect_stderr "continue the sweep by running the same command again"
+! grep -q "train --resume" "$WORK/stderr" || fail "an interrupted sweep advises --resume of one seed"
 ./dm train $T -o sweep2 -e 2 --seeds 3,5 >/dev/null 2>"$WORK/stderr" || fail "continued sweep"
 expect_stderr "continuing seed 3"
 ./dm train $T -o sweep2 -e 2 --seeds 3,5 >/dev/null 2>"$WORK/stderr" || fail "finished sweep again"
@@ -179,8 +186,33 @@ assert [r['seed'] for r in b['runs']] == [3, 7] and b['diverged'] == [5], b
 assert a['runs'][0]['rmse'] == b['runs'][0]['rmse'], (a['runs'][0], b['runs'][0])  # seed 3 as before
 PY
 grep -q "Diverged .*seed 5" sweep3/summary.md || fail "summary.md lacks the diverged seed"
-# every seed diverging: no summary, exit 1, every seed tried
+# every seed diverging: exit 1, and a summary that says so replaces an earlier sweep's there
+cp sweep/summary.json sweep/summary.md sweep4/ 2>/dev/null || { mkdir -p sweep4 && cp sweep/summary.json sweep/summary.md sweep4/; }
 expect_status 1 env MTL_TEST_NAN_LOSS_SEED=0 ./dm train $T -o sweep4 -e 2 --seeds 1 --max-bad-steps 2  # seed 0
-expect_stderr "no seed finished, so no summary"
-[ ! -f sweep4/summary.json ] || fail "a summary of no finished seed"
+expect_stderr "1 of 1 seeds diverged; no seed finished"
+python3 - sweep4/summary.json <<'PY' || fail "summary of a sweep whose every seed diverged"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s['runs'] == [] and s['diverged'] == [0] and s['mean']['rmse'] is None, s
+PY
+grep -q "no seed finished" sweep4/summary.md || fail "summary.md of a sweep whose every seed diverged"
+# a sweep without a test set can be run again: its finished seeds are reused from their logs
+python3 - >notest_train.txt <<'PY'
+import random
+random.seed(1)
+for unit in range(1, 11):  # 10 engines of 40-59 cycles in the C-MAPSS layout (26 columns)
+    n = 40 + random.randrange(20)
+    for c in range(1, n + 1):
+        wear = c / n
+        print(unit, c, *("%.4f" % (random.gauss(0, 1) + 3 * wear * (k % 3)) for k in range(24)))
+PY
+./dm train $T -o sweep5 -e 2 --seeds 3,5 --train notest_train.txt >/dev/null 2>&1 || fail "sweep without a test set"
+./dm train $T -o sweep5 -e 2 --seeds 3,5 --train notest_train.txt >/dev/null 2>"$WORK/stderr" || { cat "$WORK/stderr" >&2; fail "the same sweep again"; }
+expect_stderr "seed 5 already finished"
+python3 - sweep5/summary.json <<'PY' || fail "summary of a reused sweep without a test set"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert [r['seed'] for r in s['runs']] == [3, 5] and s['mean']['rmse'] is None, s
+assert all(r['seconds_per_epoch'] is not None for r in s['runs']), s
+PY
 echo PASS

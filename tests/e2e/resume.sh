@@ -36,8 +36,8 @@ print("identical: %d tensors" % len(da))
 PY
 }
 same_log() {
-  sed 's/"time_s":[0-9.e+-]*//' "$1" >"$WORK/l1"
-  sed 's/"time_s":[0-9.e+-]*//' "$2" >"$WORK/l2"
+  sed 's/"train_s":[0-9.e+-]*//; s/"time_s":[0-9.e+-]*//' "$1" >"$WORK/l1"
+  sed 's/"train_s":[0-9.e+-]*//; s/"time_s":[0-9.e+-]*//' "$2" >"$WORK/l2"
   cmp -s "$WORK/l1" "$WORK/l2" || { diff "$WORK/l1" "$WORK/l2" | head >&2; fail "logs $1 and $2 differ"; }
 }
 

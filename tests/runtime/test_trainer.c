@@ -308,6 +308,7 @@ static void check_log(const char *log_path, int epochs) {
         const char *keys[] = {"rmse", "nasa", "mae", "accuracy", "macro_f1"};
         for (int k = 0; k < 5; k++) assert_true(cJSON_IsNumber(cJSON_GetObjectItem(val, keys[k])));
         assert_true(cJSON_IsNumber(cJSON_GetObjectItem(j, "time_s")));
+        assert_true(cJSON_GetObjectItem(j, "train_s")->valuedouble <= cJSON_GetObjectItem(j, "time_s")->valuedouble);
         cJSON_Delete(j);
         p = nl + 1;
     }
@@ -326,6 +327,7 @@ static char *log_without_time(const char *log_path) {
         char *nl = strchr(p, '\n');
         cJSON *j = parse_line(p, (size_t)(nl - p));
         cJSON_DeleteItemFromObject(j, "time_s");
+        cJSON_DeleteItemFromObject(j, "train_s");
         char *s = cJSON_PrintUnformatted(j);
         at += (size_t)snprintf(out + at, cap - at, "%s\n", s);
         free(s);
