@@ -42,4 +42,11 @@ MTLC="$MTLC" "$SRC/scripts/balance_table.sh" t "$SRC/examples/dual_mlp.mtl" $all
   >again.out 2>again.err || fail "second run"
 [ "$(grep -c 'done earlier' again.err)" = 10 ] || { cat again.err >&2; fail "second run re-trained"; }
 cmp -s table.first t/table.md || fail "the table changed on the second run"
+# a seed that diverges (every step of seed 1 has a NaN loss) leaves its row with the other seed,
+# marked, and the table goes on to the next method
+MTLC="$MTLC" MTL_TEST_NAN_LOSS_SEED=1 "$SRC/scripts/balance_table.sh" d "$SRC/examples/dual_mlp.mtl" baseline dwa -- \
+  --seeds 2 --epochs 2 --threads 2 --max-bad-steps 2 >div.out 2>div.err || { cat div.err >&2; fail "table with a diverged seed"; }
+for m in baseline dwa; do
+  grep -q "^| $m | 1 (+1 diverged) | 2\.0[ ±0-9.]* | [0-9]" d/table.md || { cat d/table.md >&2; fail "row of $m with a diverged seed"; }
+done
 echo "ok"
