@@ -271,31 +271,41 @@ static LLVMValueRef dir_slice(CgCtx *c, int t, int d, int64_t per_sample_per_dir
 void cg_emit_lstm(CgCtx *c, const IrNode *n) {
     const IrTensor *x = &c->g->t[n->in[0]], *y = &c->g->t[n->out[0]], *whh = &c->g->t[n->in[2]];
     int64_t T = x->shape.dim[0], I = x->shape.dim[1], H = whh->shape.dim[1], Dout = y->shape.dim[1];
-    int dirs = n->in[5] >= 0 ? 2 : 1;
-    for (int d = 0; d < dirs; d++) {
-        LLVMValueRef a[] = {tp(c, n->out[0]), dir_slice(c, n->out[1], d, T * 4 * H), dir_slice(c, n->out[2], d, T * H),
-                            c->scratch, tp(c, n->in[0]), tp(c, n->in[1 + 4 * d]), tp(c, n->in[2 + 4 * d]),
-                            tp(c, n->in[3 + 4 * d]), tp(c, n->in[4 + 4 * d]), c->batch, i64c(c, T), i64c(c, I),
-                            i64c(c, H), i64c(c, Dout), i64c(c, d * H), i32c(c, d)};
-        cg_call(c, "mtk_lstm_forward", a, 16);
+    if (n->in[5] >= 0) { /* bidirectional: both directions at once */
+        LLVMValueRef a[] = {tp(c, n->out[0]), dir_slice(c, n->out[1], 0, T * 4 * H), dir_slice(c, n->out[1], 1, T * 4 * H),
+                            dir_slice(c, n->out[2], 0, T * H), dir_slice(c, n->out[2], 1, T * H), tp(c, n->in[0]),
+                            tp(c, n->in[1]), tp(c, n->in[2]), tp(c, n->in[3]), tp(c, n->in[4]), tp(c, n->in[5]),
+                            tp(c, n->in[6]), tp(c, n->in[7]), tp(c, n->in[8]), c->batch, i64c(c, T), i64c(c, I),
+                            i64c(c, H)};
+        cg_call(c, "mtk_lstm_forward_bidir", a, 18);
+        return;
     }
+    LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->out[1]), tp(c, n->out[2]), c->scratch, tp(c, n->in[0]),
+                        tp(c, n->in[1]), tp(c, n->in[2]), tp(c, n->in[3]), tp(c, n->in[4]), c->batch, i64c(c, T),
+                        i64c(c, I), i64c(c, H), i64c(c, Dout), i64c(c, 0), i32c(c, 0)};
+    cg_call(c, "mtk_lstm_forward", a, 16);
 }
 
 void cg_emit_lstm_bwd(CgCtx *c, const IrNode *n) {
     const IrTensor *x = &c->g->t[n->in[4]], *y = &c->g->t[n->in[1]], *whh = &c->g->t[n->in[6]];
     int64_t T = x->shape.dim[0], I = x->shape.dim[1], H = whh->shape.dim[1], Dout = y->shape.dim[1];
-    int dirs = n->in[7] >= 0 ? 2 : 1;
-    for (int d = dirs - 1; d >= 0; d--) {
-        /* the second direction adds to the input gradient the first one wrote */
-        int acc_dx = n->accumulate || d < dirs - 1;
-        LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->out[1 + 4 * d]), tp(c, n->out[2 + 4 * d]),
-                            tp(c, n->out[3 + 4 * d]), tp(c, n->out[4 + 4 * d]), c->scratch, tp(c, n->in[0]),
-                            tp(c, n->in[1]), dir_slice(c, n->in[2], d, T * 4 * H), dir_slice(c, n->in[3], d, T * H),
-                            tp(c, n->in[4]), tp(c, n->in[d ? 7 : 5]), tp(c, n->in[d ? 8 : 6]), c->batch, i64c(c, T),
-                            i64c(c, I), i64c(c, H), i64c(c, Dout), i64c(c, d * H), i32c(c, d), i32c(c, acc_dx),
-                            i32c(c, n->accumulate_params)};
-        cg_call(c, "mtk_lstm_backward", a, 22);
+    if (n->in[7] >= 0) { /* bidirectional: both directions at once */
+        LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->out[1]), tp(c, n->out[2]), tp(c, n->out[3]), tp(c, n->out[4]),
+                            tp(c, n->out[5]), tp(c, n->out[6]), tp(c, n->out[7]), tp(c, n->out[8]), c->scratch,
+                            tp(c, n->in[0]), tp(c, n->in[1]), dir_slice(c, n->in[2], 0, T * 4 * H),
+                            dir_slice(c, n->in[2], 1, T * 4 * H), dir_slice(c, n->in[3], 0, T * H),
+                            dir_slice(c, n->in[3], 1, T * H), tp(c, n->in[4]), tp(c, n->in[5]), tp(c, n->in[6]),
+                            tp(c, n->in[7]), tp(c, n->in[8]), c->batch, i64c(c, T), i64c(c, I), i64c(c, H),
+                            i32c(c, n->accumulate), i32c(c, n->accumulate_params)};
+        cg_call(c, "mtk_lstm_backward_bidir", a, 27);
+        return;
     }
+    LLVMValueRef a[] = {tp(c, n->out[0]), tp(c, n->out[1]), tp(c, n->out[2]), tp(c, n->out[3]), tp(c, n->out[4]),
+                        c->scratch, tp(c, n->in[0]), tp(c, n->in[1]), tp(c, n->in[2]), tp(c, n->in[3]),
+                        tp(c, n->in[4]), tp(c, n->in[5]), tp(c, n->in[6]), c->batch, i64c(c, T), i64c(c, I),
+                        i64c(c, H), i64c(c, Dout), i64c(c, 0), i32c(c, 0), i32c(c, n->accumulate),
+                        i32c(c, n->accumulate_params)};
+    cg_call(c, "mtk_lstm_backward", a, 22);
 }
 
 void cg_emit_attention(CgCtx *c, const IrNode *n) {

@@ -372,7 +372,9 @@ static void plan_scratch(IrGraph *g) {
         case IR_LSTM_BWD: {
             const IrTensor *x = &g->t[n->op == IR_LSTM ? n->in[0] : n->in[4]];
             const IrTensor *whh = &g->t[n->op == IR_LSTM ? n->in[2] : n->in[6]];
-            scratch_max(g, mtk_lstm_scratch(x->shape.dim[0], x->shape.dim[1], whh->shape.dim[1]));
+            int bidir = n->op == IR_LSTM ? n->in[5] >= 0 : n->in[7] >= 0;
+            scratch_max(g, (bidir ? mtk_lstm_bidir_scratch : mtk_lstm_scratch)(x->shape.dim[0], x->shape.dim[1],
+                                                                                whh->shape.dim[1]));
             break;
         }
         case IR_ATTENTION:

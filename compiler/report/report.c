@@ -35,7 +35,8 @@ static const struct KindRule {
     {LAYER_LSTM, "lstm = 2*T*4H*(I+H) + 17*T*H per layer and direction (bias adds, gates, cell, output), "
                  "dropout between layers 1 per element",
      "lstm keeps gates 4*T*H and cells T*H per layer and direction, every lower layer's output and its "
-     "dropout output (with their gradients); scratch 4*T*H + 2*H per sample"},
+     "dropout output (with their gradients); scratch 4*T*H + 2*H per sample and direction (the "
+     "two directions of a bidirectional layer run at once)"},
     {LAYER_ATTENTION, "attention = 2*T*E*3E (in projection) + 2*T*T*E*2 (scores, weighted sum) + "
                       "2*T*E*E (out projection), biases 1 per element, softmax 5 per score (NH*T*T), "
                       "dropout on the probabilities 1 per score",
@@ -131,7 +132,7 @@ static void layers_cost(const Layer *layers, int n, Cost *c)
                 }
                 if (k > 0 && L->p > 0)
                     c->elem = sat_add(c->elem, mul3(t, h, dirs));
-                scratch_max(c, mtk_lstm_scratch(t, i, h));
+                scratch_max(c, (dirs == 2 ? mtk_lstm_bidir_scratch : mtk_lstm_scratch)(t, i, h));
             }
             break;
         }

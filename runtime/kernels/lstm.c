@@ -7,9 +7,13 @@
  * Backward walks the steps in the opposite order of the forward pass (one sgemm per step for the
  * recurrence dh_{t−1} = dgates_t·W_hh), keeps dgates for every step in scratch and finishes with
  * one sgemm each for dW_hh, dW_ih and dx over all B·T rows.
- * Deliberately not here: stacking layers, bidirectional concatenation beyond writing into a
- * column window of y (the caller runs the two directions), initial states other than zero,
- * projections (proj_size), and any allocation.
+ * A bidirectional layer's two directions are independent until they meet in dx: the _bidir entry
+ * points run them at the same time, the reverse direction on a second thread, each with a
+ * single-threaded BLAS (OpenBLAS's own threads would otherwise split every small recurrent
+ * product of one direction while the gate loops ran on one core), then form dx from both
+ * directions' dgates with the full BLAS thread count.
+ * Deliberately not here: stacking layers, initial states other than zero, projections
+ * (proj_size), and any allocation of arrays (the second thread is the only resource taken).
  */
 #include "seq_kernels.h"
 
@@ -18,6 +22,8 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 
 /* OpenBLAS's cblas.h pulls in <complex.h>, whose macro I (the imaginary unit) would replace the
  * input-width argument I of the legend; nothing here uses complex numbers. */
@@ -74,6 +80,48 @@ MtkScratch mtk_lstm_scratch(int64_t T, int64_t I, int64_t H) {
     (void)I;
     MtkScratch s = {T * 4 * H + 2 * H, 4 * H};
     return s;
+}
+
+/* Both directions at once: each its own dgates, dh, dc and bias sums. */
+MtkScratch mtk_lstm_bidir_scratch(int64_t T, int64_t I, int64_t H) {
+    MtkScratch one = mtk_lstm_scratch(T, I, H), s = {2 * one.per_sample, 2 * one.fixed};
+    return s;
+}
+
+typedef struct Job {
+    void (*fn)(void *);
+    void *arg;
+} Job;
+
+static void *job_main(void *p) {
+    Job *j = p;
+    j->fn(j->arg);
+    return NULL;
+}
+
+/* Runs fn(a0) and fn(a1), at the same time when the BLAS may use two or more threads: a1 on a
+ * new thread, a0 on this one, with OpenBLAS held to one thread per call meanwhile (so the two
+ * callers use the two cores, not four threads). MTL_LSTM_PARALLEL=0 in the environment runs them
+ * one after the other (for comparing the two ways). */
+static void run_both(void (*fn)(void *), void *a0, void *a1) {
+    int threads = openblas_get_num_threads();
+    const char *env = getenv("MTL_LSTM_PARALLEL");
+    if (threads < 2 || (env && env[0] == '0')) {
+        fn(a0);
+        fn(a1);
+        return;
+    }
+    openblas_set_num_threads(1);
+    pthread_t th;
+    Job job = {fn, a1};
+    if (pthread_create(&th, NULL, job_main, &job) != 0) { /* no thread: in turn */
+        fn(a0);
+        fn(a1);
+    } else {
+        fn(a0);
+        pthread_join(th, NULL);
+    }
+    openblas_set_num_threads(threads);
 }
 
 void mtk_lstm_forward(float *restrict y,           /* [B, T, Dout], writes columns [col, col + H) */
@@ -187,4 +235,67 @@ void mtk_lstm_backward(float *restrict dx,           /* [B, T, I] or NULL */
     if (dx)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)I, (int)G, 1.0f, dgates, (int)G, w_ih,
                     (int)I, accumulate_dx ? 1.0f : 0.0f, dx, (int)I);
+}
+
+/* ---- both directions of a bidirectional layer at once ---- */
+
+typedef struct LstmDir { /* one direction's arguments of mtk_lstm_forward / mtk_lstm_backward */
+    float *dw_ih, *dw_hh, *db_ih, *db_hh, *scratch, *gates, *cell, *y;
+    const float *dy, *x, *w_ih, *w_hh, *b_ih, *b_hh;
+    int64_t B, T, I, H, col;
+    int reverse, accumulate_params;
+} LstmDir;
+
+static void forward_dir(void *p) {
+    const LstmDir *a = p;
+    mtk_lstm_forward(a->y, a->gates, a->cell, NULL, a->x, a->w_ih, a->w_hh, a->b_ih, a->b_hh, a->B, a->T, a->I, a->H,
+                     2 * a->H, a->col, a->reverse);
+}
+
+void mtk_lstm_forward_bidir(float *y, float *gates0, float *gates1, float *cell0, float *cell1, const float *x,
+                            const float *w_ih0, const float *w_hh0, const float *b_ih0, const float *b_hh0,
+                            const float *w_ih1, const float *w_hh1, const float *b_ih1, const float *b_hh1,
+                            int64_t B, int64_t T, int64_t I, int64_t H) {
+    LstmDir d0 = {.y = y, .gates = gates0, .cell = cell0, .x = x, .w_ih = w_ih0, .w_hh = w_hh0, .b_ih = b_ih0,
+                  .b_hh = b_hh0, .B = B, .T = T, .I = I, .H = H, .col = 0, .reverse = 0};
+    LstmDir d1 = {.y = y, .gates = gates1, .cell = cell1, .x = x, .w_ih = w_ih1, .w_hh = w_hh1, .b_ih = b_ih1,
+                  .b_hh = b_hh1, .B = B, .T = T, .I = I, .H = H, .col = H, .reverse = 1};
+    run_both(forward_dir, &d0, &d1);
+}
+
+static void backward_dir(void *p) { /* everything but dx, which needs both directions */
+    const LstmDir *a = p;
+    mtk_lstm_backward(NULL, a->dw_ih, a->dw_hh, a->db_ih, a->db_hh, a->scratch, a->dy, a->y, a->gates, a->cell, a->x,
+                      a->w_ih, a->w_hh, a->B, a->T, a->I, a->H, 2 * a->H, a->col, a->reverse, 0,
+                      a->accumulate_params);
+}
+
+void mtk_lstm_backward_bidir(float *dx, float *dw_ih0, float *dw_hh0, float *db_ih0, float *db_hh0, float *dw_ih1,
+                             float *dw_hh1, float *db_ih1, float *db_hh1, float *scratch, const float *dy,
+                             const float *y, const float *gates0, const float *gates1, const float *cell0,
+                             const float *cell1, const float *x, const float *w_ih0, const float *w_hh0,
+                             const float *w_ih1, const float *w_hh1, int64_t B, int64_t T, int64_t I, int64_t H,
+                             int accumulate_dx, int accumulate_params) {
+    const int64_t G = 4 * H, R = B * T;
+    MtkScratch one = mtk_lstm_scratch(T, I, H);
+    /* mtk_lstm_backward's scratch is dgates [R, G] first, then its other parts: one direction's
+     * whole block after the other's */
+    float *scratch1 = scratch + B * one.per_sample + one.fixed;
+    LstmDir d0 = {.dw_ih = dw_ih0, .dw_hh = dw_hh0, .db_ih = db_ih0, .db_hh = db_hh0, .scratch = scratch,
+                  .gates = (float *)gates0, .cell = (float *)cell0, .y = (float *)y, .dy = dy, .x = x,
+                  .w_ih = w_ih0, .w_hh = w_hh0, .B = B, .T = T, .I = I, .H = H, .col = 0, .reverse = 0,
+                  .accumulate_params = accumulate_params};
+    LstmDir d1 = d0;
+    d1.dw_ih = dw_ih1, d1.dw_hh = dw_hh1, d1.db_ih = db_ih1, d1.db_hh = db_hh1, d1.scratch = scratch1;
+    d1.gates = (float *)gates1, d1.cell = (float *)cell1, d1.w_ih = w_ih1, d1.w_hh = w_hh1, d1.col = H;
+    d1.reverse = 1;
+    run_both(backward_dir, &d0, &d1);
+    /* dx [R, I] (+)= dgates1 · W_ih1 + dgates0 · W_ih0, in the order the one-direction calls add
+     * them (reverse first), with all BLAS threads */
+    if (dx) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)I, (int)G, 1.0f, scratch1, (int)G, w_ih1,
+                    (int)I, accumulate_dx ? 1.0f : 0.0f, dx, (int)I);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)I, (int)G, 1.0f, scratch, (int)G, w_ih0,
+                    (int)I, 1.0f, dx, (int)I);
+    }
 }

@@ -74,6 +74,22 @@ void mtk_lstm_backward(float *dx, float *dw_ih, float *dw_hh, float *db_ih, floa
                        const float *dy, const float *y, const float *gates, const float *cell, const float *x,
                        const float *w_ih, const float *w_hh, int64_t B, int64_t T, int64_t I, int64_t H,
                        int64_t Dout, int64_t col, int reverse, int accumulate_dx, int accumulate_params);
+/* A bidirectional layer (Dout = 2H: direction 0 forward in columns [0, H), direction 1 reverse
+ * in [H, 2H)): the same results as the one-direction calls, the two directions run at the same
+ * time on two threads when OpenBLAS has two or more (MTL_LSTM_PARALLEL=0: one after the other).
+ * Backward scratch: mtk_lstm_bidir_scratch; dx (+)= the reverse direction's part, then += the
+ * forward direction's, as two one-direction calls in that order would. */
+MtkScratch mtk_lstm_bidir_scratch(int64_t T, int64_t I, int64_t H);
+void mtk_lstm_forward_bidir(float *y, float *gates0, float *gates1, float *cell0, float *cell1, const float *x,
+                            const float *w_ih0, const float *w_hh0, const float *b_ih0, const float *b_hh0,
+                            const float *w_ih1, const float *w_hh1, const float *b_ih1, const float *b_hh1,
+                            int64_t B, int64_t T, int64_t I, int64_t H);
+void mtk_lstm_backward_bidir(float *dx, float *dw_ih0, float *dw_hh0, float *db_ih0, float *db_hh0, float *dw_ih1,
+                             float *dw_hh1, float *db_ih1, float *db_hh1, float *scratch, const float *dy,
+                             const float *y, const float *gates0, const float *gates1, const float *cell0,
+                             const float *cell1, const float *x, const float *w_ih0, const float *w_hh0,
+                             const float *w_ih1, const float *w_hh1, int64_t B, int64_t T, int64_t I, int64_t H,
+                             int accumulate_dx, int accumulate_params);
 
 /* ---- multi-head self-attention (PyTorch nn.MultiheadAttention, batch_first, q = k = v = x) ----
  * qkv = x·w_inᵀ + b_in  [B, T, 3E] (q | k | v);  per head h: S = q_h k_hᵀ / sqrt(D),

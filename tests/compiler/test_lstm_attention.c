@@ -20,6 +20,9 @@
 
 #include <cmocka.h>
 
+#include <cblas.h> /* OpenBLAS: openblas_set_num_threads */
+#undef I /* <complex.h>, pulled in by cblas.h */
+
 /* ---- helpers ---- */
 
 /* float kernels vs double references: ~1e-5 of each tensor's largest magnitude */
@@ -298,6 +301,80 @@ static void test_lstm_single_step(void **state) {
     LstmCase c = lstm_case(3, 1, 2, 3, 1, 1, 0);
     lstm_check_case(&c, "lstm T=1");
     lstm_case_free(&c);
+}
+
+/* The bidirectional entry points give what the one-direction calls give (forward, then backward
+ * reverse-first with dx accumulated), run in parallel on two threads (OpenBLAS at 2 threads) and
+ * one after the other (MTL_LSTM_PARALLEL=0), with and without accumulation, and leave OpenBLAS's
+ * thread count as it was. The second size is large enough for OpenBLAS to split its products
+ * over threads when it may. */
+static void bidir_case(int B, int T, int I, int H, int accumulate, int parallel) {
+    const int G = 4 * H, Dout = 2 * H;
+    const int64_t nx = (int64_t)B * T * I, ny = (int64_t)B * T * Dout;
+    LstmCase c = lstm_case(B, T, I, H, 2, 0, 1);
+    float *x = to_float(c.x, nx), *dy = to_float(c.dy, ny);
+    float *w_ih[2], *w_hh[2], *b_ih[2], *b_hh[2];
+    for (int d = 0; d < 2; d++) {
+        w_ih[d] = to_float(c.w_ih[d], (int64_t)G * I), w_hh[d] = to_float(c.w_hh[d], (int64_t)G * H);
+        b_ih[d] = to_float(c.b_ih[d], G), b_hh[d] = to_float(c.b_hh[d], G);
+    }
+    /* [dirs][B, T, ·] as the generated code lays gates and cells out */
+    float *y1 = falloc(ny), *gates1 = falloc(2 * (int64_t)B * T * G), *cell1 = falloc(2 * (int64_t)B * T * H);
+    float *y2 = falloc(ny), *gates2 = falloc(2 * (int64_t)B * T * G), *cell2 = falloc(2 * (int64_t)B * T * H);
+    float *s1 = scratch_alloc(mtk_lstm_scratch(T, I, H), B), *s2 = scratch_alloc(mtk_lstm_bidir_scratch(T, I, H), B);
+    const int64_t gs = (int64_t)B * T * G, cs = (int64_t)B * T * H;
+    for (int d = 0; d < 2; d++)
+        mtk_lstm_forward(y1, gates1 + d * gs, cell1 + d * cs, s1, x, w_ih[d], w_hh[d], b_ih[d], b_hh[d], B, T, I, H,
+                         Dout, d * H, d);
+    openblas_set_num_threads(parallel ? 2 : 1);
+    setenv("MTL_LSTM_PARALLEL", parallel ? "1" : "0", 1);
+    mtk_lstm_forward_bidir(y2, gates2, gates2 + gs, cell2, cell2 + cs, x, w_ih[0], w_hh[0], b_ih[0], b_hh[0], w_ih[1],
+                           w_hh[1], b_ih[1], b_hh[1], B, T, I, H);
+    assert_int_equal(openblas_get_num_threads(), parallel ? 2 : 1);
+    assert_memory_equal(y1, y2, sizeof(float) * ny);
+    assert_memory_equal(gates1, gates2, sizeof(float) * 2 * gs);
+    assert_memory_equal(cell1, cell2, sizeof(float) * 2 * cs);
+
+    /* gradients: [dir][dw_ih, dw_hh, db_ih, db_hh], started from the same non-zero values */
+    float *g1[2][4], *g2[2][4];
+    const int64_t gn[4] = {(int64_t)G * I, (int64_t)G * H, G, G};
+    float *dx1 = falloc(nx), *dx2 = falloc(nx);
+    for (int64_t j = 0; j < nx; j++) dx1[j] = dx2[j] = 0.25f * (float)(j % 7);
+    for (int d = 0; d < 2; d++)
+        for (int k = 0; k < 4; k++) {
+            g1[d][k] = falloc(gn[k]), g2[d][k] = falloc(gn[k]);
+            for (int64_t j = 0; j < gn[k]; j++) g1[d][k][j] = g2[d][k][j] = 0.5f - 0.125f * (float)(j % 5);
+        }
+    for (int d = 1; d >= 0; d--)
+        mtk_lstm_backward(dx1, g1[d][0], g1[d][1], g1[d][2], g1[d][3], s1, dy, y1, gates1 + d * gs, cell1 + d * cs, x,
+                          w_ih[d], w_hh[d], B, T, I, H, Dout, d * H, d, accumulate || d == 0, accumulate);
+    mtk_lstm_backward_bidir(dx2, g2[0][0], g2[0][1], g2[0][2], g2[0][3], g2[1][0], g2[1][1], g2[1][2], g2[1][3], s2,
+                            dy, y2, gates2, gates2 + gs, cell2, cell2 + cs, x, w_ih[0], w_hh[0], w_ih[1], w_hh[1], B,
+                            T, I, H, accumulate, accumulate);
+    assert_int_equal(openblas_get_num_threads(), parallel ? 2 : 1);
+    assert_memory_equal(dx1, dx2, sizeof(float) * nx);
+    for (int d = 0; d < 2; d++)
+        for (int k = 0; k < 4; k++) assert_memory_equal(g1[d][k], g2[d][k], sizeof(float) * gn[k]);
+    unsetenv("MTL_LSTM_PARALLEL");
+
+    for (int d = 0; d < 2; d++) {
+        for (int k = 0; k < 4; k++) free(g1[d][k]), free(g2[d][k]);
+        free(w_ih[d]), free(w_hh[d]), free(b_ih[d]), free(b_hh[d]);
+    }
+    free(dx1), free(dx2), free(s1), free(s2), free(y1), free(y2), free(gates1), free(gates2), free(cell1), free(cell2);
+    free(x), free(dy);
+    lstm_case_free(&c);
+}
+
+static void test_lstm_bidir_entry_points(void **state) {
+    (void)state;
+    int threads = openblas_get_num_threads();
+    for (int parallel = 0; parallel <= 1; parallel++)
+        for (int accumulate = 0; accumulate <= 1; accumulate++) {
+            bidir_case(3, 5, 4, 6, accumulate, parallel);
+            bidir_case(96, 7, 40, 64, accumulate, parallel);
+        }
+    openblas_set_num_threads(threads);
 }
 
 /* accumulate flags add exactly one more backward; NULL gradients are skipped and change nothing */
@@ -764,6 +841,7 @@ int main(void) {
         cmocka_unit_test(test_lstm_bidirectional),
         cmocka_unit_test(test_lstm_single_step),
         cmocka_unit_test(test_lstm_accumulate_and_null),
+        cmocka_unit_test(test_lstm_bidir_entry_points),
         cmocka_unit_test(test_attention_hand_computed),
         cmocka_unit_test(test_attention_no_dropout),
         cmocka_unit_test(test_attention_dropout_reference),
