@@ -79,6 +79,24 @@ static void test_dense_forward(void **state) {
     }
 }
 
+/* got[r, c] (rows × cols, row-major) against (before[r, c] if given) + Σ_i a[r, i] · b[i, c] in
+ * double, where a[r, i] = a[r·a_r + i·a_i] and b[i, c] = b[i·b_i + c·b_c]: one reference for every
+ * product form by its strides. */
+static void check_product(const float *got, const float *before, const float *a, int64_t a_r, int64_t a_i,
+                          const float *b, int64_t b_i, int64_t b_c, int64_t rows, int64_t cols, int64_t inner,
+                          const char *what) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            double sum = before ? before[r * cols + c] : 0, scale = fabs(sum);
+            for (int64_t i = 0; i < inner; i++) {
+                double t = (double)a[r * a_r + i * a_i] * b[i * b_i + c * b_c];
+                sum += t;
+                scale += fabs(t);
+            }
+            assert_close(got[r * cols + c], sum, scale, what, r * cols + c);
+        }
+}
+
 static void test_input_gradient(void **state) {
     (void)state;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
@@ -89,15 +107,8 @@ static void test_input_gradient(void **state) {
             float *before = malloc((size_t)(M * K > 0 ? M * K : 1) * sizeof *before);
             memcpy(before, dx, (size_t)(M * K) * sizeof *dx);
             mtk_small_gemm_nn(dx, dz, w, M, N, K, accumulate);
-            for (int64_t m = 0; m < M; m++)
-                for (int64_t k = 0; k < K; k++) {
-                    double sum = accumulate ? before[m * K + k] : 0, scale = fabs(sum);
-                    for (int64_t n = 0; n < N; n++) {
-                        sum += (double)dz[m * N + n] * w[n * K + k];
-                        scale += fabs((double)dz[m * N + n] * w[n * K + k]);
-                    }
-                    assert_close(dx[m * K + k], sum, scale, "dx", m * K + k);
-                }
+            /* dx[m, k] = Σ_n dz[m, n] · w[n, k] */
+            check_product(dx, accumulate ? before : NULL, dz, N, 1, w, K, 1, M, K, N, "dx");
             free(dz), free(w), free(dx), free(before);
         }
     }
@@ -113,15 +124,8 @@ static void test_weight_gradient(void **state) {
             float *before = malloc((size_t)(N * K) * sizeof *before);
             memcpy(before, dw, (size_t)(N * K) * sizeof *dw);
             mtk_small_gemm_tn(dw, dz, x, M, N, K, accumulate);
-            for (int64_t n = 0; n < N; n++)
-                for (int64_t k = 0; k < K; k++) {
-                    double sum = accumulate ? before[n * K + k] : 0, scale = fabs(sum);
-                    for (int64_t m = 0; m < M; m++) {
-                        sum += (double)dz[m * N + n] * x[m * K + k];
-                        scale += fabs((double)dz[m * N + n] * x[m * K + k]);
-                    }
-                    assert_close(dw[n * K + k], sum, scale, "dW", n * K + k);
-                }
+            /* dW[n, k] = Σ_m dz[m, n] · x[m, k] */
+            check_product(dw, accumulate ? before : NULL, dz, 1, N, x, K, 1, N, K, M, "dW");
             free(dz), free(x), free(dw), free(before);
         }
     }
