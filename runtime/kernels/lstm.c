@@ -11,7 +11,8 @@
  * points run them at the same time, the reverse direction on a second thread, each with a
  * single-threaded BLAS (OpenBLAS's own threads would otherwise split every small recurrent
  * product of one direction while the gate loops ran on one core), then form dx from both
- * directions' dgates with the full BLAS thread count.
+ * directions' dgates with the full BLAS thread count. The two directions' products always run on
+ * one thread each, in turn or not, so the results do not depend on the way they were run.
  * Deliberately not here: stacking layers, initial states other than zero, projections
  * (proj_size), and any allocation of arrays (the second thread is the only resource taken).
  */
@@ -99,29 +100,28 @@ static void *job_main(void *p) {
     return NULL;
 }
 
-/* Runs fn(a0) and fn(a1), at the same time when the BLAS may use two or more threads: a1 on a
- * new thread, a0 on this one, with OpenBLAS held to one thread per call meanwhile (so the two
- * callers use the two cores, not four threads). MTL_LSTM_PARALLEL=0 in the environment runs them
- * one after the other (for comparing the two ways). */
+/* Runs fn(a0) and fn(a1) with OpenBLAS at one thread per call: at the same time when the BLAS may
+ * use two or more threads (a1 on a new thread, a0 on this one, so the two callers use the two
+ * cores, not four threads), else one after the other. MTL_LSTM_PARALLEL=0 in the environment runs
+ * them in turn (for comparing the two ways). Either way each direction's products run on one
+ * thread: OpenBLAS's results can differ in the last bit between one and two threads (the
+ * partial blocks of the weight-gradient products), and the layer's results must not depend on
+ * the way they were run. (Across thread counts they can still differ, through dx's products,
+ * as every other product of the model can.) */
 static void run_both(void (*fn)(void *), void *a0, void *a1) {
     int threads = openblas_get_num_threads();
     const char *env = getenv("MTL_LSTM_PARALLEL");
-    if (threads < 2 || (env && env[0] == '0')) {
-        fn(a0);
-        fn(a1);
-        return;
-    }
-    openblas_set_num_threads(1);
+    if (threads > 1) openblas_set_num_threads(1);
     pthread_t th;
     Job job = {fn, a1};
-    if (pthread_create(&th, NULL, job_main, &job) != 0) { /* no thread: in turn */
-        fn(a0);
+    if (threads < 2 || (env && env[0] == '0') || pthread_create(&th, NULL, job_main, &job) != 0) {
+        fn(a0); /* in turn (also when no thread could be started) */
         fn(a1);
     } else {
         fn(a0);
         pthread_join(th, NULL);
     }
-    openblas_set_num_threads(threads);
+    if (threads > 1) openblas_set_num_threads(threads);
 }
 
 void mtk_lstm_forward(float *restrict y,           /* [B, T, Dout], writes columns [col, col + H) */
