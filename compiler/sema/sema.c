@@ -746,7 +746,7 @@ static void check_balance_method(Sema *s, const Ast *call, const BalanceOption *
             continue;
         }
         bool below = opts[o].lo_open ? !(x > opts[o].lo) : !(x >= opts[o].lo);
-        bool above = !strcmp(arg->name, "beta") ? !(x < opts[o].hi) : !(x <= opts[o].hi);
+        bool above = !strcmp(arg->name, "beta") ? !sema_below_one(x) : !(x <= opts[o].hi);
         if (!opts[o].integer && x != 0 && (float)x == 0)
             below = true; /* the trainer's float32 would read 0 */
         if (!strcmp(arg->name, "floor") && s->m->n_tasks > 0 && x * s->m->n_tasks > 1.0)
@@ -944,8 +944,9 @@ static void check_data(Sema *s)
                 sema_string(s, v, "'test'", &db->test_path);
             } else if (!strcmp(k, "validation")) {
                 if (sema_number(s, v, "'validation'", &x)) {
-                    if (!(x >= 0 && x < 1))
-                        diag_error(s->d, v->span, "validation fraction must be in [0, 1)");
+                    if (!sema_below_one(x))
+                        diag_error(s->d, v->span, "validation fraction must be in [0, 1)%s",
+                                   x < 1 ? " (as a 32-bit float: this rounds to 1)" : "");
                     db->validation = (float)x;
                 }
             } else if (!csv && !strcmp(k, "rul")) {

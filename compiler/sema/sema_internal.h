@@ -64,6 +64,8 @@ const char *sema_shape_str(const Shape *shape, char *buf, size_t cap);
 const char *sema_suggest(const char *word, const char *const *choices);
 bool sema_glob(const char *pattern, const char *text);
 bool sema_number(Sema *s, const Ast *v, const char *what, double *out);
+/* x in [0, 1) as the trainer reads it, in float32: 0.99999999 rounds to 1 and is out */
+static inline bool sema_below_one(double x) { return x >= 0 && (float)x < 1.0f; }
 bool sema_bool(Sema *s, const Ast *v, const char *what, bool *out);
 /* Reports a second setting of the same key; returns true if key was already seen. */
 bool sema_seen(Sema *s, const Ast **seen, int n_seen, const Ast *setting);
