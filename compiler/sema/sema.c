@@ -946,7 +946,7 @@ static void check_data(Sema *s)
                 if (sema_number(s, v, "'validation'", &x)) {
                     if (!sema_below_one(x))
                         diag_error(s->d, v->span, "validation fraction must be in [0, 1)%s",
-                                   x < 1 ? " (as a 32-bit float: this rounds to 1)" : "");
+                                   x >= 0 && x < 1 ? " (as a 32-bit float: this rounds to 1)" : "");
                     db->validation = (float)x;
                 }
             } else if (!csv && !strcmp(k, "rul")) {

@@ -231,7 +231,7 @@ void sema_groups(Sema *s)
                     b[j] = j ? 0.999 : 0.9;
                     if (sema_number(s, v->kids[j], "a beta", &b[j]) && !sema_below_one(b[j]))
                         diag_error(s->d, v->kids[j]->span, "betas must be in [0, 1)%s, got %s",
-                                   b[j] < 1 ? " (as a 32-bit float: this rounds to 1)" : "", v->kids[j]->name);
+                                   b[j] >= 0 && b[j] < 1 ? " (as a 32-bit float: this rounds to 1)" : "", v->kids[j]->name);
                 }
                 g->beta1 = (float)b[0];
                 g->beta2 = (float)b[1];

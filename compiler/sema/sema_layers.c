@@ -293,7 +293,7 @@ static float opt_prob(LayerCtx *c, int k, const char *what)
         return 0.0f;
     if (!sema_below_one(v)) {
         diag_error(c->s->d, arg->span, "%s must be in [0, 1)%s, got %s", what,
-                   v < 1 ? " (as a 32-bit float: this rounds to 1)" : "", arg->a->name);
+                   v >= 0 && v < 1 ? " (as a 32-bit float: this rounds to 1)" : "", arg->a->name);
         return 0.0f;
     }
     return (float)v;
