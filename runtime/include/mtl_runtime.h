@@ -266,6 +266,9 @@ void mtl_errf(char *err, size_t err_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* mkdir -p; returns 0 or -1 with "PATH: error: reason". */
 int mtl_mkdir_p(const char *path, char *err, size_t err_size);
+/* Takes DIR/.trainer.lock exclusively (flock) and returns its descriptor, held until closed;
+ * -1 with a message in err when another process holds it or it cannot be opened. */
+int mtl_dir_lock(const char *dir, char *err, size_t err_size);
 /* A JSON Lines log: one compact JSON object per line, flushed after each line. */
 typedef struct MtlLog {
     FILE *f;

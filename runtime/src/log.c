@@ -8,9 +8,11 @@
 #include "mtl_runtime.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +53,51 @@ int mtl_mkdir_p(const char *path, char *err, size_t err_size) {
     }
     free(buf);
     return 0;
+}
+
+/* One trainer at a time per output folder: an exclusive flock on DIR/.trainer.lock, held until
+ * the descriptor is closed (or the process ends, however it ends). The file holds the holder's
+ * pid for the message of the one refused. The file stays: removing it would let a third trainer
+ * lock a new file while the second still holds the old one. */
+int mtl_dir_lock(const char *dir, char *err, size_t err_size) {
+    size_t n = strlen(dir) + 16;
+    char *path = malloc(n);
+    if (!path) {
+        mtl_errf(err, err_size, "%s: error: out of memory", dir);
+        return -1;
+    }
+    snprintf(path, n, "%s/.trainer.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        mtl_errf(err, err_size, "%s: error: cannot open: %s", path, strerror(errno));
+        free(path);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[24] = "", who[48] = "";
+        ssize_t got = pread(fd, pid, sizeof pid - 1, 0);
+        if (got > 0) {
+            pid[got] = '\0';
+            pid[strcspn(pid, "\n")] = '\0';
+            if (pid[0]) snprintf(who, sizeof who, " (pid %s)", pid);
+        }
+        if (e == EWOULDBLOCK)
+            mtl_errf(err, err_size, "%s: error: another trainer%s is writing to this folder; wait for it to "
+                                    "finish or choose another --out", dir, who);
+        else
+            mtl_errf(err, err_size, "%s: error: cannot lock: %s", path, strerror(e));
+        close(fd);
+        free(path);
+        return -1;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+        /* the lock holds without the pid; only a refused trainer's message is poorer */
+    }
+    free(path);
+    return fd;
 }
 
 #define FNV_OFFSET_EARLY 14695981039346656037ull

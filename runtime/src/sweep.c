@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void mean_std(const double *v, int n, double *mean, double *sd) {
     double s = 0;
@@ -260,6 +261,17 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
     }
     int rc = 0, done = 0, n_diverged = 0;
     char sub[4200];
+    /* one sweep per folder at a time: its seeds' runs and the summary are this process's */
+    char err[MTL_ERR_SIZE];
+    int lock_fd = -1;
+    if (mtl_mkdir_p(dir, err, sizeof err) != 0 || (lock_fd = mtl_dir_lock(dir, err, sizeof err)) < 0) {
+        fprintf(stderr, "trainer: %s\n", err);
+        free(so);
+        free(diverged);
+        free(res);
+        free(dir);
+        return 1;
+    }
     for (int i = 0; i < n; i++) {
         *so = *o;
         so->n_seeds = 0;
@@ -324,6 +336,7 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
                 done > 0 ? " (listed in the summary, not in its statistics)" : "; no seed finished");
         if (rc == 0) rc = 1;
     }
+    close(lock_fd);
     free(so);
     free(diverged);
     free(res);

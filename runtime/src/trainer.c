@@ -773,6 +773,7 @@ typedef struct Run {
     TrainProgress p;
     DataSetup d;
     bool data_ready;
+    int lock_fd; /* OUT/.trainer.lock, held while the run writes OUT (-1: not taken) */
     MtlDataset train, val, test;
     MtlNorm norm;
     Buffers b;
@@ -1303,6 +1304,7 @@ static void run_free(Run *r) {
     free(r->best_path);
     free(r->log_path);
     free(r->log_tmp);
+    if (r->lock_fd >= 0) close(r->lock_fd); /* last: every file of OUT is written */
 }
 
 /* How to go on after a stop: a single run resumes from its state; a sweep's seed continues
@@ -1321,6 +1323,7 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
     memset(r, 0, sizeof *r);
     r->m = m;
     r->saved_epoch = -1;
+    r->lock_fd = -1;
     r->echo = o->quiet ? NULL : stdout;
     train_progress_alloc(&r->p, m->n_tasks, m->n_groups);
     MtlMeta resume_meta = {0};
@@ -1519,7 +1522,8 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
 
     /* Output files. The log is OUT/log.jsonl.tmp while the run lasts and is renamed to
      * OUT/log.jsonl once the final checkpoints are saved. */
-    if (mtl_mkdir_p(r->out_dir, err, sizeof err) != 0) {
+    if (mtl_mkdir_p(r->out_dir, err, sizeof err) != 0 ||
+        (r->lock_fd = mtl_dir_lock(r->out_dir, err, sizeof err)) < 0) {
         fprintf(stderr, "%s\n", err);
         goto done;
     }

@@ -5,7 +5,10 @@
 #  2. the same with SIGTERM sent from outside at an arbitrary moment;
 #  3. a process killed (SIGKILL) in the middle of writing a checkpoint leaves the previous state
 #     checkpoint valid: resuming from it still ends bit-identical to the straight run;
-#  4. --resume refuses a model checkpoint, settings changes and a finished run, clearly.
+#  4. --resume refuses a model checkpoint, settings changes and a finished run, clearly;
+#  5. a second trainer (a run, a resume or a sweep) into a folder a live trainer is writing is
+#     refused, naming the holder's pid, and the first run goes on undisturbed (found by a
+#     break-test: two trainers in one folder left a log that no resume could read).
 . "$(dirname "$0")/lib.sh"
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 "$MTLC" "$SRC/tests/e2e/data/resume_bn.mtl" -o rc >/dev/null || fail "mtlc"
@@ -158,4 +161,34 @@ for entry in "gaba:gaba(warmup = 20, every = 3)" "gaba_out:gaba(warmup = 20, eve
   cmp "b_${name}_straight/model.safetensors" "b_${name}_int/model.safetensors" || fail "$name: model after resume differs"
   same_log "b_${name}_straight/log.jsonl" "b_${name}_int/log.jsonl"
 done
+
+# 5. one trainer per folder
+./rc train $T -o busy --epochs 100000 --patience 0 >/dev/null 2>"$WORK/busy.err" &
+pid=$!
+i=0
+while [ ! -s busy/log.jsonl.tmp ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+expect_status 1 ./rc train $T -o busy --epochs 3
+expect_stderr "busy: error: another trainer (pid $pid) is writing to this folder"
+expect_status 1 ./rc train $T --resume busy/state.safetensors --epochs 100000
+expect_stderr "another trainer (pid $pid) is writing"
+kill -INT $pid
+set +e
+wait $pid
+st=$?
+set -e
+[ "$st" = 130 ] || { cat "$WORK/busy.err" >&2; fail "the first trainer: exit $st, want 130"; }
+# released with the process: the run resumes, to the end
+e=$(python3 -c "import json,struct,sys; b=open('busy/state.safetensors','rb').read(); n=struct.unpack('<Q',b[:8])[0]; p=json.loads(json.loads(b[8:8+n])['__metadata__']['train_progress']); print(int(p['epoch']) + 2)")
+./rc train $T --resume busy/state.safetensors --epochs "$e" >/dev/null 2>"$WORK/busy2.err" || {
+  cat "$WORK/busy2.err" >&2; fail "resume after the refused trainers"; }
+[ -f busy/log.jsonl ] || fail "no log after the resumed run"
+# a sweep holds its folder for all its seeds
+./rc train $T -o sweep --seeds 2 --epochs 100000 --patience 0 >/dev/null 2>"$WORK/sweep.err" &
+pid=$!
+i=0
+while ! ls sweep/seed-*/log.jsonl.tmp >/dev/null 2>&1 && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+expect_status 1 ./rc train $T -o sweep --seeds 2 --epochs 100000 --patience 0
+expect_stderr "sweep: error: another trainer (pid $pid) is writing to this folder"
+kill -INT $pid
+wait $pid || true
 echo "PASS"
