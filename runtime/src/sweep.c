@@ -1,7 +1,8 @@
 /* `train --seeds N` (or a list, or `seeds = N` in the spec): one run per seed into OUT/seed-S,
  * then the table the book reports: mean ± standard deviation of every test metric over the
  * seeds, the epochs reached and the wall time per epoch. The standard deviation is the sample
- * one (divided by n - 1), as numpy's std(ddof=1) and pandas' std(); with one seed it is 0. */
+ * one (divided by n - 1), as numpy's std(ddof=1) and pandas' std(); with one seed it is undefined: the
+ * JSON has null and the tables show the mean alone. */
 #include "mtl_runtime.h"
 
 #include <cJSON.h>
@@ -20,13 +21,29 @@ static void mean_std(const double *v, int n, double *mean, double *sd) {
     double q = 0;
     for (int i = 0; i < n; i++)
         if (isfinite(v[i])) q += (v[i] - *mean) * (v[i] - *mean);
-    *sd = k > 1 ? sqrt(q / (k - 1)) : (k ? 0 : NAN);
+    *sd = k > 1 ? sqrt(q / (k - 1)) : NAN;
 }
+
 
 static const char *const METRIC_NAMES[] = {"rmse", "nasa", "mae", "accuracy", "macro_f1",
                                            "epochs_run", "best_epoch", "seconds_per_epoch",
                                            "test_selected_rmse", "test_selected_nasa"};
 enum { N_METRICS = 10 };
+/* decimals of each metric in the tables ("s per epoch" is printed with %.3g, without ±) */
+static const int METRIC_DECIMALS[N_METRICS] = {2, 1, 2, 4, 4, 1, 1, 3, 2, 1};
+
+/* "mean ± sd" of every metric with its decimals, or the mean alone when sd is undefined */
+typedef struct PmText {
+    char s[N_METRICS][64];
+} PmText;
+
+static void pm_text(PmText *t, const double *mean, const double *sd) {
+    for (int i = 0; i < N_METRICS; i++) {
+        int d = METRIC_DECIMALS[i];
+        if (isfinite(sd[i])) snprintf(t->s[i], sizeof t->s[i], "%.*f ± %.*f", d, mean[i], d, sd[i]);
+        else snprintf(t->s[i], sizeof t->s[i], "%.*f", d, mean[i]);
+    }
+}
 
 static double metric(const MtlRunResult *r, int i) {
     switch (i) {
@@ -45,7 +62,7 @@ static double metric(const MtlRunResult *r, int i) {
 
 /* Writes OUT/summary.json and OUT/summary.md (each through a temporary file and a rename). */
 static int write_summary(const char *dir, const MtlModelInfo *m, const MtlRunResult *res, int n,
-                         const char *selected_on, const uint64_t *diverged, int n_diverged) {
+                         const char *selected_on, const uint64_t *diverged, int n_diverged, int requested) {
     char path[4096], tmp[4200];
     double mean[N_METRICS], sd[N_METRICS];
     double *v = calloc((size_t)(n > 0 ? n : 1), sizeof *v);
@@ -60,6 +77,8 @@ static int write_summary(const char *dir, const MtlModelInfo *m, const MtlRunRes
     cJSON_AddStringToObject(root, "model", m->name);
     cJSON_AddStringToObject(root, "selected_on", selected_on);
     cJSON_AddStringToObject(root, "std", "sample (n - 1)");
+    /* the sweep's seeds: fewer runs + diverged than this means the sweep stopped before its end */
+    cJSON_AddNumberToObject(root, "seeds_requested", requested);
     cJSON *runs = cJSON_AddArrayToObject(root, "runs");
     for (int s = 0; s < n; s++) {
         cJSON *o = cJSON_CreateObject();
@@ -122,14 +141,14 @@ static int write_summary(const char *dir, const MtlModelInfo *m, const MtlRunRes
     }
     fprintf(f, "| seeds | epochs reached | RMSE | NASA | MAE | accuracy | macro-F1 | s / epoch |\n");
     fprintf(f, "| --- | --- | --- | --- | --- | --- | --- | --- |\n");
-    fprintf(f, "| %d | %.1f ± %.1f | %.2f ± %.2f | %.1f ± %.1f | %.2f ± %.2f | %.4f ± %.4f | %.4f ± %.4f | %.3g |\n",
-            n, mean[5], sd[5], mean[0], sd[0], mean[1], sd[1], mean[2], sd[2], mean[3], sd[3],
-            mean[4], sd[4], mean[7]);
+    PmText t;
+    pm_text(&t, mean, sd);
+    fprintf(f, "| %d | %s | %s | %s | %s | %s | %s | %.3g |\n", n, t.s[5], t.s[0], t.s[1], t.s[2], t.s[3],
+            t.s[4], mean[7]);
     fprintf(f, "\nModel %s; selection on %s; mean ± sample standard deviation over the seeds "
                "(test metrics of the selected weights).\n", m->name, selected_on);
     fprintf(f, "The same runs under the book's protocol (each run's epoch with the lowest test "
-               "RMSE - optimistic): RMSE %.2f ± %.2f, NASA %.1f ± %.1f.\n", mean[8], sd[8],
-            mean[9], sd[9]);
+               "RMSE - optimistic): RMSE %s, NASA %s.\n", t.s[8], t.s[9]);
     if (n_diverged > 0) {
         fprintf(f, "Diverged (too many non-finite steps in a row; not in the statistics): seed%s",
                 n_diverged > 1 ? "s" : "");
@@ -154,10 +173,9 @@ static int write_summary(const char *dir, const MtlModelInfo *m, const MtlRunRes
     FILE *out = stderr;
     fprintf(out, "\nsweep over %d seeds (mean ± sample std of the test metrics; selection on %s):\n",
             n, selected_on);
-    fprintf(out, "  epochs reached %.1f ± %.1f\n  RMSE %.2f ± %.2f\n  NASA %.1f ± %.1f\n  MAE %.2f ± %.2f\n"
-                 "  accuracy %.4f ± %.4f\n  macro-F1 %.4f ± %.4f\n  %.3g s per epoch\n",
-            mean[5], sd[5], mean[0], sd[0], mean[1], sd[1], mean[2], sd[2], mean[3], sd[3], mean[4],
-            sd[4], mean[7]);
+    fprintf(out, "  epochs reached %s\n  RMSE %s\n  NASA %s\n  MAE %s\n  accuracy %s\n  macro-F1 %s\n"
+                 "  %.3g s per epoch\n",
+            t.s[5], t.s[0], t.s[1], t.s[2], t.s[3], t.s[4], mean[7]);
     if (n_diverged > 0)
         fprintf(out, "  (%d more seed%s diverged and %s left out)\n", n_diverged, n_diverged > 1 ? "s" : "",
                 n_diverged > 1 ? "are" : "is");
@@ -325,7 +343,7 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
         const char *sel = done > 0 && res[0].selected_on ? res[0].selected_on : "validation";
         for (int i = 1; i < done; i++)
             if (res[i].selected_on && strcmp(res[i].selected_on, sel) != 0) sel = "mixed (see each run)";
-        if (write_summary(dir, m, res, done, sel, diverged, n_diverged) != 0 && rc == 0) rc = 1;
+        if (write_summary(dir, m, res, done, sel, diverged, n_diverged, n) != 0 && rc == 0) rc = 1;
         if (done + n_diverged < n)
             fprintf(stderr, "trainer: the sweep stopped after %d of %d seeds; the summary covers "
                             "those\n", done + n_diverged, n);

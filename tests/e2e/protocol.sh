@@ -186,6 +186,16 @@ assert [r['seed'] for r in b['runs']] == [3, 7] and b['diverged'] == [5], b
 assert a['runs'][0]['rmse'] == b['runs'][0]['rmse'], (a['runs'][0], b['runs'][0])  # seed 3 as before
 PY
 grep -q "Diverged .*seed 5" sweep3/summary.md || fail "summary.md lacks the diverged seed"
+# one seed left: its mean, no standard deviation (undefined for one value; it was shown as ± 0)
+expect_status 1 env MTL_TEST_NAN_LOSS_SEED=5 ./dm train $T -o sweep_one -e 2 --seeds 3,5 --max-bad-steps 2
+python3 - sweep_one/summary.json <<'PY' || fail "summary of one finished seed"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert len(s['runs']) == 1 and s['mean']['rmse'] == s['runs'][0]['rmse'] and s['std_dev']['rmse'] is None, s
+PY
+grep -q "^| 1 | 2\.0 | [0-9.]* | " sweep_one/summary.md || { cat sweep_one/summary.md >&2; fail "summary.md of one seed: mean alone"; }
+grep "^| 1 | " sweep_one/summary.md | grep -q "±" && fail "summary.md of one seed shows a ±"
+grep -q "  RMSE [0-9.]*$" "$WORK/stderr" || { cat "$WORK/stderr" >&2; fail "console summary of one seed: mean alone"; }
 # every seed diverging: exit 1, and a summary that says so replaces an earlier sweep's there
 cp sweep/summary.json sweep/summary.md sweep4/ 2>/dev/null || { mkdir -p sweep4 && cp sweep/summary.json sweep/summary.md sweep4/; }
 expect_status 1 env MTL_TEST_NAN_LOSS_SEED=0 ./dm train $T -o sweep4 -e 2 --seeds 1 --max-bad-steps 2  # seed 0
