@@ -9,6 +9,7 @@
  */
 #include "sema/sema_internal.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -797,6 +798,8 @@ static void check_balance(Sema *s)
     const Ast **given = calloc((size_t)(m->n_tasks ? m->n_tasks : 1), sizeof *given);
     if (!given)
         abort();
+    bool any_positive = false;
+    int errors_before = s->d->n_errors;
     for (int i = 0; i < call->n_kids; i++) {
         const Ast *arg = call->kids[i];
         if (!arg->name) {
@@ -820,14 +823,28 @@ static void check_balance(Sema *s)
         double w;
         if (!sema_number(s, arg->a, "a balance weight", &w))
             continue;
-        if (!(w >= 0))
+        if (!(w >= 0)) {
             diag_error(s->d, arg->a->span, "balance weight of '%s' must be >= 0, got %s", arg->name,
                        arg->a->name);
+        } else if (w > 0 && w < FLT_MIN) {
+            /* its loss's gradients would be subnormal and flushed to zero: the task would not train */
+            diag_error(s->d, arg->a->span, "balance weight of '%s' is below the smallest normal 32-bit "
+                       "float (1.2e-38), got %s; use 0 to leave the task out of the loss", arg->name,
+                       arg->a->name);
+        } else {
+            any_positive = any_positive || w > 0;
+        }
         m->tasks[ti].weight = (float)w;
     }
+    bool all_given = true;
     for (int k = 0; k < m->n_tasks; k++)
-        if (!given[k])
+        if (!given[k]) {
             diag_error(s->d, call->span, "balance gives no weight to task '%s'", m->tasks[k].name);
+            all_given = false;
+        }
+    if (all_given && !any_positive && s->d->n_errors == errors_before)
+        diag_error(s->d, call->span, "every balance weight is 0: no task would train; give at least one "
+                   "task a weight > 0");
     free(given);
 }
 

@@ -267,8 +267,10 @@ void mtl_errf(char *err, size_t err_size, const char *fmt, ...)
 /* mkdir -p; returns 0 or -1 with "PATH: error: reason". */
 int mtl_mkdir_p(const char *path, char *err, size_t err_size);
 /* Takes DIR/.trainer.lock exclusively (flock) and returns its descriptor, held until closed;
- * -1 with a message in err when another process holds it or it cannot be opened. */
-int mtl_dir_lock(const char *dir, char *err, size_t err_size);
+ * -1 with a message in err when another process holds it or it cannot be opened. check_parent:
+ * also refuse when the folder around DIR is locked by another process (a live sweep's OUT, DIR
+ * being one of its seed folders); a sweep's own seeds do not check it. */
+int mtl_dir_lock(const char *dir, bool check_parent, char *err, size_t err_size);
 /* A JSON Lines log: one compact JSON object per line, flushed after each line. */
 typedef struct MtlLog {
     FILE *f;

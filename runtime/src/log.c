@@ -59,7 +59,46 @@ int mtl_mkdir_p(const char *path, char *err, size_t err_size) {
  * the descriptor is closed (or the process ends, however it ends). The file holds the holder's
  * pid for the message of the one refused. The file stays: removing it would let a third trainer
  * lock a new file while the second still holds the old one. */
-int mtl_dir_lock(const char *dir, char *err, size_t err_size) {
+/* The pid written in a lock file, as " (pid N)", or "" */
+static void lock_holder(int fd, char *who, size_t n) {
+    char pid[24] = "";
+    who[0] = '\0';
+    ssize_t got = pread(fd, pid, sizeof pid - 1, 0);
+    if (got > 0) {
+        pid[got] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (pid[0]) snprintf(who, n, " (pid %s)", pid);
+    }
+}
+
+int mtl_dir_lock(const char *dir, bool check_parent, char *err, size_t err_size) {
+    if (check_parent) {
+        /* a folder inside a live sweep's folder (OUT/seed-S) is the sweep's: its lock is on OUT */
+        size_t len = strlen(dir);
+        char *parent = malloc(len + 32);
+        if (!parent) {
+            mtl_errf(err, err_size, "%s: error: out of memory", dir);
+            return -1;
+        }
+        memcpy(parent, dir, len + 1);
+        while (len > 1 && parent[len - 1] == '/') parent[--len] = '\0';
+        char *slash = strrchr(parent, '/');
+        if (slash) strcpy(slash + 1, ".trainer.lock");
+        else strcpy(parent, ".trainer.lock");
+        int pfd = open(parent, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        free(parent);
+        if (pfd >= 0) {
+            if (flock(pfd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+                char who[48];
+                lock_holder(pfd, who, sizeof who);
+                mtl_errf(err, err_size, "%s: error: a sweep%s is writing the folder around this one; wait "
+                                        "for it to finish or choose another --out", dir, who);
+                close(pfd);
+                return -1;
+            }
+            close(pfd); /* the shared lock, if taken, goes with it */
+        }
+    }
     size_t n = strlen(dir) + 16;
     char *path = malloc(n);
     if (!path) {
@@ -67,7 +106,7 @@ int mtl_dir_lock(const char *dir, char *err, size_t err_size) {
         return -1;
     }
     snprintf(path, n, "%s/.trainer.lock", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666); /* never through a symlink */
     if (fd < 0) {
         mtl_errf(err, err_size, "%s: error: cannot open: %s", path, strerror(errno));
         free(path);
@@ -75,13 +114,8 @@ int mtl_dir_lock(const char *dir, char *err, size_t err_size) {
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
-        char pid[24] = "", who[48] = "";
-        ssize_t got = pread(fd, pid, sizeof pid - 1, 0);
-        if (got > 0) {
-            pid[got] = '\0';
-            pid[strcspn(pid, "\n")] = '\0';
-            if (pid[0]) snprintf(who, sizeof who, " (pid %s)", pid);
-        }
+        char who[48];
+        lock_holder(fd, who, sizeof who);
         if (e == EWOULDBLOCK)
             mtl_errf(err, err_size, "%s: error: another trainer%s is writing to this folder; wait for it to "
                                     "finish or choose another --out", dir, who);

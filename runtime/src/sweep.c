@@ -127,8 +127,13 @@ static int write_summary(const char *dir, const MtlModelInfo *m, const MtlRunRes
         fprintf(stderr, "trainer: error: cannot write %s\n", path);
         return -1;
     }
-    if (n == 0) { /* every seed diverged: say so, in place of an earlier sweep's summary */
-        fprintf(f, "Model %s: no seed finished; every seed diverged (too many non-finite steps in a row):", m->name);
+    if (n == 0) { /* no seed finished: say so, in place of an earlier sweep's summary */
+        if (n_diverged < requested)
+            fprintf(f, "Model %s: no seed finished; the sweep stopped after %d of %d seeds; diverged (too "
+                       "many non-finite steps in a row):", m->name, n_diverged, requested);
+        else
+            fprintf(f, "Model %s: no seed finished; every seed diverged (too many non-finite steps in a row):",
+                    m->name);
         for (int d = 0; d < n_diverged; d++)
             fprintf(f, "%s %llu", d ? "," : "", (unsigned long long)diverged[d]);
         fprintf(f, ".\n");
@@ -145,8 +150,15 @@ static int write_summary(const char *dir, const MtlModelInfo *m, const MtlRunRes
     pm_text(&t, mean, sd);
     fprintf(f, "| %d | %s | %s | %s | %s | %s | %s | %.3g |\n", n, t.s[5], t.s[0], t.s[1], t.s[2], t.s[3],
             t.s[4], mean[7]);
-    fprintf(f, "\nModel %s; selection on %s; mean ± sample standard deviation over the seeds "
-               "(test metrics of the selected weights).\n", m->name, selected_on);
+    if (n > 1)
+        fprintf(f, "\nModel %s; selection on %s; mean ± sample standard deviation over the seeds "
+                   "(test metrics of the selected weights).\n", m->name, selected_on);
+    else
+        fprintf(f, "\nModel %s; selection on %s; one seed: its test metrics (of the selected weights), "
+                   "no standard deviation.\n", m->name, selected_on);
+    if (n + n_diverged < requested)
+        fprintf(f, "The sweep stopped after %d of %d seeds: running its command again continues it.\n",
+                n + n_diverged, requested);
     fprintf(f, "The same runs under the book's protocol (each run's epoch with the lowest test "
                "RMSE - optimistic): RMSE %s, NASA %s.\n", t.s[8], t.s[9]);
     if (n_diverged > 0) {
@@ -171,8 +183,11 @@ static int write_summary(const char *dir, const MtlModelInfo *m, const MtlRunRes
         return -1;
     }
     FILE *out = stderr;
-    fprintf(out, "\nsweep over %d seeds (mean ± sample std of the test metrics; selection on %s):\n",
-            n, selected_on);
+    if (n > 1)
+        fprintf(out, "\nsweep over %d seeds (mean ± sample std of the test metrics; selection on %s):\n",
+                n, selected_on);
+    else
+        fprintf(out, "\nsweep with one finished seed (its test metrics; selection on %s):\n", selected_on);
     fprintf(out, "  epochs reached %s\n  RMSE %s\n  NASA %s\n  MAE %s\n  accuracy %s\n  macro-F1 %s\n"
                  "  %.3g s per epoch\n",
             t.s[5], t.s[0], t.s[1], t.s[2], t.s[3], t.s[4], mean[7]);
@@ -282,7 +297,7 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
     /* one sweep per folder at a time: its seeds' runs and the summary are this process's */
     char err[MTL_ERR_SIZE];
     int lock_fd = -1;
-    if (mtl_mkdir_p(dir, err, sizeof err) != 0 || (lock_fd = mtl_dir_lock(dir, err, sizeof err)) < 0) {
+    if (mtl_mkdir_p(dir, err, sizeof err) != 0 || (lock_fd = mtl_dir_lock(dir, true, err, sizeof err)) < 0) {
         fprintf(stderr, "trainer: %s\n", err);
         free(so);
         free(diverged);

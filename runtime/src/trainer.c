@@ -1523,7 +1523,7 @@ int mtl_train_run(const MtlModelInfo *m, const MtlTrainOptions *o, MtlRunResult 
     /* Output files. The log is OUT/log.jsonl.tmp while the run lasts and is renamed to
      * OUT/log.jsonl once the final checkpoints are saved. */
     if (mtl_mkdir_p(r->out_dir, err, sizeof err) != 0 ||
-        (r->lock_fd = mtl_dir_lock(r->out_dir, err, sizeof err)) < 0) {
+        (r->lock_fd = mtl_dir_lock(r->out_dir, !o->in_sweep, err, sizeof err)) < 0) {
         fprintf(stderr, "%s\n", err);
         goto done;
     }

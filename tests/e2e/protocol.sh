@@ -195,6 +195,8 @@ assert len(s['runs']) == 1 and s['mean']['rmse'] == s['runs'][0]['rmse'] and s['
 PY
 grep -q "^| 1 | 2\.0 | [0-9.]* | " sweep_one/summary.md || { cat sweep_one/summary.md >&2; fail "summary.md of one seed: mean alone"; }
 grep "^| 1 | " sweep_one/summary.md | grep -q "±" && fail "summary.md of one seed shows a ±"
+grep -q "one seed: its test metrics" sweep_one/summary.md || fail "summary.md of one seed: its wording"
+grep -q "sweep with one finished seed" "$WORK/stderr" || fail "console summary of one seed: its wording"
 grep -q "  RMSE [0-9.]*$" "$WORK/stderr" || { cat "$WORK/stderr" >&2; fail "console summary of one seed: mean alone"; }
 # every seed diverging: exit 1, and a summary that says so replaces an earlier sweep's there
 cp sweep/summary.json sweep/summary.md sweep4/ 2>/dev/null || { mkdir -p sweep4 && cp sweep/summary.json sweep/summary.md sweep4/; }

@@ -189,6 +189,15 @@ i=0
 while ! ls sweep/seed-*/log.jsonl.tmp >/dev/null 2>&1 && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
 expect_status 1 ./rc train $T -o sweep --seeds 2 --epochs 100000 --patience 0
 expect_stderr "sweep: error: another trainer (pid $pid) is writing to this folder"
+# ... and its seed folders, finished or not: a run into one is refused (found by a break-test: a
+# run into a finished seed's folder replaced the result the summary then reported)
+expect_status 1 ./rc train $T -o sweep/seed-7 --epochs 1
+expect_stderr "sweep/seed-7: error: a sweep (pid $pid) is writing the folder around this one"
 kill -INT $pid
 wait $pid || true
+# the lock file is never followed through a symlink (it would truncate the target)
+mkdir -p lk && echo "keep" >lk_target && ln -sf "$WORK/lk_target" lk/.trainer.lock
+expect_status 1 ./rc train $T -o lk --epochs 1
+expect_stderr "lk/.trainer.lock: error: cannot open"
+[ "$(cat lk_target)" = keep ] || fail "the lock's symlink target was written"
 echo "PASS"
