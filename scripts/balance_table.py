@@ -41,10 +41,10 @@ def code_mask(text):
             for k in range(i, j):
                 mask[k] = False
             i = j
-        elif c == '"':
+        elif c == '"':  # a string: \" and \\ are escapes inside it, as in mtlc's lexer
             j = i + 1
             while j < n and text[j] not in '"\n':
-                j += 1
+                j += 2 if text[j] == "\\" and j + 1 < n and text[j + 1] != "\n" else 1
             for k in range(i, min(j + 1, n)):
                 mask[k] = False
             i = j + 1
@@ -100,12 +100,14 @@ def with_amnl_losses(text, spec):
     for i in range(len(toks) - 1):
         if toks[i][2] == "loss" and toks[i + 1][2] == "mse":
             if i + 2 < len(toks) and toks[i + 2][2] == "(":
+                if i + 3 < len(toks) and toks[i + 3][2] == ")":  # `mse()`: no options either
+                    edits.append((toks[i + 2][0], toks[i + 3][1]))
                 continue  # options given: left as written
-            edits.append(toks[i + 1][1])
+            edits.append((toks[i + 1][1], toks[i + 1][1]))
     if not edits:
         die(f"{spec} has no 'loss mse' (without options) for AMNL's loss")
-    for at in reversed(edits):
-        text = text[:at] + f"(amnl = {AMNL_CAP})" + text[at:]
+    for start, end in reversed(edits):
+        text = text[:start] + f"(amnl = {AMNL_CAP})" + text[end:]
     return text
 
 
@@ -126,19 +128,23 @@ def variant(text, spec, method):
 
 
 def cmd_variants(spec, out, methods):
-    for m in methods:
+    for i, m in enumerate(methods):
         if m not in METHODS:
             die(f"unknown method {m} (methods: {' '.join(METHODS)})")
-    try:
-        text = open(spec, encoding="utf-8").read()
+        if m in methods[:i]:
+            die(f"method {m} is given twice")
+    try:  # newline="": line endings kept as written (CRLF stays CRLF)
+        text = open(spec, encoding="utf-8", newline="").read()
     except OSError as e:
         die(f"cannot read {spec}: {e.strerror}")
+    except UnicodeDecodeError as e:
+        die(f"{spec} is not UTF-8 text (byte {e.start}); mtlc reads specs as UTF-8")
     texts = {m: variant(text, spec, m) for m in methods}  # every one checked before any is written
     for m, t in texts.items():
         d = os.path.join(out, m)
         os.makedirs(d, exist_ok=True)
         tmp = os.path.join(d, "spec.mtl.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
             f.write(t)
         os.replace(tmp, os.path.join(d, "spec.mtl"))
 
@@ -157,7 +163,10 @@ def cmd_table(out, methods):
         if div or not complete(p):
             incomplete.append(m)
         if not s["runs"]:
-            rows.append(f"| {m} | 0 (all {len(div)} seeds diverged) | | | | | |")
+            want = s.get("seeds_requested", len(div))
+            what = (f"all {len(div)} seeds diverged" if len(div) >= want else
+                    f"the sweep stopped after {len(div)} of {want} seeds, {len(div)} diverged")
+            rows.append(f"| {m} | 0 ({what}) | | | | | |")
             continue
         n = len(s["runs"])
         n = f"{n} (+{len(div)} diverged)" if div else str(n)

@@ -42,6 +42,17 @@ for a in "$@"; do case $a in --seeds | --seeds=*) seeds=yes;; esac; done
 mtlc=${MTLC:-$root/build/compiler/driver/mtlc}
 [ -x "$mtlc" ] || BUILD_DIR=$root/build "$root/scripts/build.sh" >/dev/null
 
+# A signal stops the table where it is: a running trainer saves its state first (bash runs the
+# trap once a foreground command, e.g. mtlc, has returned).
+child=
+stop() {
+  if [ -n "$child" ]; then kill -"$1" "$child" 2>/dev/null || true; wait "$child" 2>/dev/null || true; fi
+  echo "balance_table.sh: stopped by SIG$1; run the same command again to continue" >&2
+  exit "$2"
+}
+trap 'stop INT 130' INT
+trap 'stop TERM 143' TERM
+
 # 1. every method's spec, then every trainer still needed, before any training
 mkdir -p "$out"
 python3 "$root/scripts/balance_table.py" variants "$spec" "$out" "${methods[@]}"
@@ -51,22 +62,14 @@ for m in "${methods[@]}"; do
   "$mtlc" "$out/$m/spec.mtl" -o "$out/$m/trainer" || { echo "balance_table.sh: $out/$m/spec.mtl does not compile" >&2; exit 2; }
 done
 
-# 2. the sweeps; a signal to this script stops the running trainer, which saves its state
-child=
-stop() {
-  if [ -n "$child" ]; then kill -"$1" "$child" 2>/dev/null || true; wait "$child" 2>/dev/null || true; fi
-  echo "balance_table.sh: stopped by SIG$1; run the same command again to continue" >&2
-  exit "$2"
-}
-trap 'stop INT 130' INT
-trap 'stop TERM 143' TERM
+# 2. the sweeps
 for m in "${methods[@]}"; do
   dir=$out/$m
   if done_earlier "$m"; then
     echo "== $m: done earlier ($dir/run/summary.json)" >&2
     continue
   fi
-  echo "== $m: $(grep -o 'balance [a-z]*' "$dir/spec.mtl" | head -n1)" >&2
+  echo "== $m" >&2
   start=$(stat -c %s "$dir/train.err" 2>/dev/null || echo 0)
   "$dir/trainer" train -q -o "$dir/run" "$@" 2> >(tee -a "$dir/train.err" >&2) &
   child=$!

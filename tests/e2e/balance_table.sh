@@ -108,9 +108,25 @@ grep -q "stopped by SIGTERM" sig.err || { cat sig.err >&2; fail "no message of t
 [ -f s/baseline/run/seed-0/state.safetensors ] || fail "no state saved by the stopped trainer"
 flock -n s/baseline/run/seed-0/.trainer.lock true || fail "the trainer still runs after the script stopped"
 
+# the variants' text work on its own (found by a second break-test): a string with an escaped
+# quote is not code, `mse()` is an mse without options, CRLF line endings stay, a method given
+# twice and a spec that is not UTF-8 are refused
+printf 'model Q {\r\n  input x : [17]\r\n  target rul : real\r\n  target h : class(3)\r\n  data cmapss { train = "a\\" loss mse" }\r\n  trunk { dense(4) }\r\n  task rul { head { dense(1) } loss mse() }\r\n  task h { head { dense(3) } loss cross_entropy }\r\n  balance fixed(rul = 1, h = 1)\r\n}\r\n' >q.mtl
+python3 "$SRC/scripts/balance_table.py" variants q.mtl qv baseline amnl || fail "variants of q.mtl"
+cmp -s q.mtl qv/baseline/spec.mtl || fail "the baseline variant is not the spec byte for byte (CRLF?)"
+grep -q 'train = "a\\" loss mse" }' qv/amnl/spec.mtl || { cat qv/amnl/spec.mtl >&2; fail "text inside a string was rewritten"; }
+grep -q 'loss mse(amnl = 125) }' qv/amnl/spec.mtl || { cat qv/amnl/spec.mtl >&2; fail "mse() not given AMNL"; }
+expect_status 2 python3 "$SRC/scripts/balance_table.py" variants q.mtl qd baseline dwa baseline
+expect_stderr "method baseline is given twice"
+printf 'model \377 {}\n' >bad.mtl
+expect_status 2 python3 "$SRC/scripts/balance_table.py" variants bad.mtl qb baseline
+expect_stderr "is not UTF-8 text"
 # balance_table.py complete: a summary of an interrupted sweep (fewer seeds than asked) is not done
 printf '{"seeds_requested": 2, "runs": [{"seed": 0}], "diverged": []}' >part.json
 printf '{"seeds_requested": 2, "runs": [{"seed": 0}], "diverged": [1]}' >full.json
 ! python3 "$SRC/scripts/balance_table.py" complete part.json || fail "an interrupted sweep taken as complete"
+mkdir -p st/m/run && printf '{"seeds_requested": 3, "runs": [], "diverged": [0]}' >st/m/run/summary.json
+python3 "$SRC/scripts/balance_table.py" table st m >/dev/null 2>&1 || true
+grep -q "^| m | 0 (the sweep stopped after 1 of 3 seeds, 1 diverged) |" st/table.md || { cat st/table.md >&2; fail "row of a stopped sweep"; }
 python3 "$SRC/scripts/balance_table.py" complete full.json || fail "a sweep with a diverged seed taken as incomplete"
 echo "ok"
