@@ -3,7 +3,7 @@
  * Forward: one sgemm projects every (b, t) row of x into the gates at once; then each time step
  * adds h_{t−1}·W_hhᵀ for all B rows in one sgemm that reads h_{t−1} straight out of y and writes
  * straight into the gate rows (the rows of one step are T rows apart, hence lda/ldc strides
- * instead of copies), and the gate nonlinearities and the cell update run in a plain loop.
+ * instead of copies), and the biases, gate nonlinearities and cell update run in a plain loop.
  * Backward walks the steps in the opposite order of the forward pass (one sgemm per step for the
  * recurrence dh_{t−1} = dgates_t·W_hh), keeps dgates for every step in scratch and finishes with
  * one sgemm each for dW_hh, dW_ih and dx over all B·T rows.
@@ -30,19 +30,29 @@
  * input-width argument I of the legend; nothing here uses complex numbers. */
 #undef I
 
-/* The gate nonlinearities and cell update of one row at one step. has_prev is a constant at
- * each call site, so each inlined copy has a loop without conditional loads, which the loop
- * vectoriser needs (a load of cp[k] under "cp != NULL" cannot be made unconditional). */
+/* The gate nonlinearities and cell update of one row at one step, the biases added on the way
+ * (b_ih + b_hh, when has_bias). has_prev and has_bias are constants at each call site, so each
+ * inlined copy has a loop without conditional loads, which the loop vectoriser needs (a load of
+ * cp[k] under "cp != NULL" cannot be made unconditional). */
 static inline void lstm_cell_forward(float *restrict g,        /* [G] pre-activations in, activations out */
                                      float *restrict c,        /* [H] c_t */
                                      float *restrict h,        /* [H] h_t */
                                      const float *restrict cp, /* [H] c_{t-1}, NULL when !has_prev */
-                                     int64_t H, int has_prev) {
+                                     const float *restrict bi, /* [G] b_ih, NULL when !has_bias */
+                                     const float *restrict bh, /* [G] b_hh, NULL when !has_bias */
+                                     int64_t H, int has_prev, int has_bias) {
     for (int64_t k = 0; k < H; k++) {
-        float gi = mtk_sigmoidf(g[k]);
-        float gf = mtk_sigmoidf(g[H + k]);
-        float gg = mtk_tanhf(g[2 * H + k]);
-        float go = mtk_sigmoidf(g[3 * H + k]);
+        float pi = g[k], pf = g[H + k], pg = g[2 * H + k], po = g[3 * H + k];
+        if (has_bias) {
+            pi += bi[k] + bh[k];
+            pf += bi[H + k] + bh[H + k];
+            pg += bi[2 * H + k] + bh[2 * H + k];
+            po += bi[3 * H + k] + bh[3 * H + k];
+        }
+        float gi = mtk_sigmoidf(pi);
+        float gf = mtk_sigmoidf(pf);
+        float gg = mtk_tanhf(pg);
+        float go = mtk_sigmoidf(po);
         g[k] = gi, g[H + k] = gf, g[2 * H + k] = gg, g[3 * H + k] = go;
         float cv = has_prev ? gi * gg + gf * cp[k] : gi * gg;
         c[k] = cv;
@@ -137,13 +147,18 @@ void mtk_lstm_forward(float *restrict y,           /* [B, T, Dout], writes colum
     (void)scratch;
     const int64_t G = 4 * H, R = B * T;
 
-    /* gates = b_ih + b_hh, then += x·W_ihᵀ for all rows: the input path has no recurrence */
-    for (int64_t r = 0; r < R; r++) {
-        float *g = gates + r * G;
-        for (int64_t j = 0; j < G; j++) g[j] = (b_ih ? b_ih[j] : 0.0f) + (b_hh ? b_hh[j] : 0.0f);
+    /* gates = x·W_ihᵀ for all rows (the input path has no recurrence); the biases are added in
+     * the cell loop, which reads the gates anyway, instead of in a pass of their own over the
+     * [B, T, G] array before the product. A layer with one bias only (not made by mtlc) takes it
+     * in that pass. */
+    const int has_bias = b_ih && b_hh;
+    if ((b_ih != NULL) != (b_hh != NULL)) {
+        const float *b = b_ih ? b_ih : b_hh;
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t j = 0; j < G; j++) gates[r * G + j] = b[j];
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)G, (int)I, 1.0f, x, (int)I, w_ih, (int)I,
-                1.0f, gates, (int)G);
+                has_bias || !(b_ih || b_hh) ? 0.0f : 1.0f, gates, (int)G);
 
     for (int64_t s = 0; s < T; s++) {
         const int64_t t = reverse ? T - 1 - s : s;
@@ -155,8 +170,13 @@ void mtk_lstm_forward(float *restrict y,           /* [B, T, Dout], writes colum
             float *g = gates + (b * T + t) * G, *c = cell + (b * T + t) * H, *h = y + (b * T + t) * Dout + col;
             /* c_{tp}; at the first step there is none (c_0 = 0), and forming cell + (b·T − 1)·H would
              * point outside the array */
-            if (s > 0) lstm_cell_forward(g, c, h, cell + (b * T + tp) * H, H, 1);
-            else lstm_cell_forward(g, c, h, NULL, H, 0);
+            if (has_bias) {
+                if (s > 0) lstm_cell_forward(g, c, h, cell + (b * T + tp) * H, b_ih, b_hh, H, 1, 1);
+                else lstm_cell_forward(g, c, h, NULL, b_ih, b_hh, H, 0, 1);
+            } else {
+                if (s > 0) lstm_cell_forward(g, c, h, cell + (b * T + tp) * H, NULL, NULL, H, 1, 0);
+                else lstm_cell_forward(g, c, h, NULL, NULL, NULL, H, 0, 0);
+            }
         }
     }
 }
