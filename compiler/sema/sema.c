@@ -1251,6 +1251,12 @@ static bool check_protocol_setting(Sema *s, const Ast *st, const Ast *v, int i)
     bool above = protocol_keys[i].hi_open ? !(x < hi && f < (float)hi) : !(x <= hi);
     if (!protocol_keys[i].integer && x != 0 && f == 0)
         below = true;
+    if (!protocol_keys[i].integer && !protocol_keys[i].hi_open && hi == 1 && x < 1 && f == 1.0f) {
+        /* plateau_factor, warmup_start: 1 means "off", which 0.99999999 would silently become */
+        diag_error(s->d, v->span, "%s rounds to 1 as a 32-bit float (%s); write 1 if that "
+                   "is meant, got %s", key, protocol_keys[i].meaning, v->name);
+        return false;
+    }
     if (below || above) {
         if (protocol_keys[i].integer)
             diag_error(s->d, v->span, "%s must be an integer from %lld to %lld (%s), got %s", key,

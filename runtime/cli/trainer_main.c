@@ -306,6 +306,7 @@ static bool parse_float(const char *s, double lo, double hi, bool lo_open, float
     if (!isfinite(f) || (lo_open && f == (float)lo)) return false; /* overflows or rounds to the bound */
     if (v != 0 && f == 0) return false;  /* underflows: 1e-50 must not silently mean "off" */
     if (f > (float)hi) return false;     /* rounds up past the bound (0.99999999 -> 1) */
+    if (hi == 1 && v < 1 && f == 1.0f) return false; /* rounds to 1, which means "off" for a factor */
     *out = f;
     return true;
 }

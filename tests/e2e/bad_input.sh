@@ -47,6 +47,10 @@ expect_status 2 "$T" train --bogus-option
 expect_stderr "unknown option"
 expect_status 2 "$T" train --epochs
 expect_status 2 "$T" train --epochs abc
+# a factor that rounds to 1 in float32 would silently mean "off" (found by a break-test)
+expect_status 2 "$T" train --plateau-factor 0.99999999
+expect_stderr "bad value '0.99999999' for --plateau-factor"
+expect_status 2 "$T" train --warmup-start 0.999999999
 expect_status 2 "$T" frobnicate
 expect_status 0 "$T" --help
 expect_status 0 "$T" --version
