@@ -14,6 +14,26 @@ rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 "$MTLC" "$SRC/tests/e2e/data/resume_bn.mtl" -o rc >/dev/null || fail "mtlc"
 T="--threads 2 -q"
 
+# wait_written GLOB: until a file matching GLOB is non-empty (at most 30 s)
+wait_written() {
+  i=0
+  while [ $i -lt 600 ]; do
+    for f in $1; do [ -s "$f" ] && return 0; done
+    sleep 0.05
+    i=$((i + 1))
+  done
+}
+# epochs_after STATE N: the epoch the state checkpoint reached, plus N
+epochs_after() {
+  python3 - "$1" "$2" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], 'rb').read()
+n = struct.unpack('<Q', b[:8])[0]
+p = json.loads(json.loads(b[8:8 + n])['__metadata__']['train_progress'])
+print(int(p['epoch']) + int(sys.argv[2]))
+PY
+}
+
 # the same file, tensor for tensor (metadata may differ only in wall-time fields)
 same_state() {
   python3 - "$1" "$2" <<'PY' || fail "$1 and $2 differ"
@@ -64,8 +84,7 @@ same_log straight/log.jsonl int/log.jsonl
 # 2. SIGTERM from outside once the first epoch is logged
 ./rc train $T -o term --epochs 400 >/dev/null 2>"$WORK/term.err" &
 pid=$!
-i=0
-while [ ! -s term/log.jsonl.tmp ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+wait_written term/log.jsonl.tmp
 kill -TERM $pid
 set +e
 wait $pid
@@ -75,7 +94,7 @@ set -e
 grep -q "stopped by SIGTERM" "$WORK/term.err" || fail "no SIGTERM message"
 # finish the first 6 epochs of it: compare with a straight 400-epoch run stopped the same way is
 # not possible, so resume to the epoch it reached + 2 and compare with a straight run of as many
-e=$(python3 -c "import json,struct,sys; b=open('term/state.safetensors','rb').read(); n=struct.unpack('<Q',b[:8])[0]; p=json.loads(json.loads(b[8:8+n])['__metadata__']['train_progress']); print(int(p['epoch']) + 2)")
+e=$(epochs_after term/state.safetensors 2)
 ./rc train $T --resume term/state.safetensors --epochs "$e" >/dev/null 2>&1 || fail "resume after SIGTERM"
 ./rc train $T -o straight_e --epochs "$e" >/dev/null 2>&1 || fail "straight run of $e epochs"
 # the runs differ in their epoch count setting (400 vs e) only through the warm-up? no: the
@@ -165,8 +184,7 @@ done
 # 5. one trainer per folder
 ./rc train $T -o busy --epochs 100000 --patience 0 >/dev/null 2>"$WORK/busy.err" &
 pid=$!
-i=0
-while [ ! -s busy/log.jsonl.tmp ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+wait_written busy/log.jsonl.tmp
 expect_status 1 ./rc train $T -o busy --epochs 3
 expect_stderr "busy: error: another trainer (pid $pid) is writing to this folder"
 expect_status 1 ./rc train $T --resume busy/state.safetensors --epochs 100000
@@ -178,15 +196,14 @@ st=$?
 set -e
 [ "$st" = 130 ] || { cat "$WORK/busy.err" >&2; fail "the first trainer: exit $st, want 130"; }
 # released with the process: the run resumes, to the end
-e=$(python3 -c "import json,struct,sys; b=open('busy/state.safetensors','rb').read(); n=struct.unpack('<Q',b[:8])[0]; p=json.loads(json.loads(b[8:8+n])['__metadata__']['train_progress']); print(int(p['epoch']) + 2)")
+e=$(epochs_after busy/state.safetensors 2)
 ./rc train $T --resume busy/state.safetensors --epochs "$e" >/dev/null 2>"$WORK/busy2.err" || {
   cat "$WORK/busy2.err" >&2; fail "resume after the refused trainers"; }
 [ -f busy/log.jsonl ] || fail "no log after the resumed run"
 # a sweep holds its folder for all its seeds
 ./rc train $T -o sweep --seeds 2 --epochs 100000 --patience 0 >/dev/null 2>"$WORK/sweep.err" &
 pid=$!
-i=0
-while ! ls sweep/seed-*/log.jsonl.tmp >/dev/null 2>&1 && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+wait_written "sweep/seed-*/log.jsonl.tmp"
 expect_status 1 ./rc train $T -o sweep --seeds 2 --epochs 100000 --patience 0
 expect_stderr "sweep: error: another trainer (pid $pid) is writing to this folder"
 # ... and its seed folders, finished or not: a run into one is refused (found by a break-test: a
