@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void mean_std(const double *v, int n, double *mean, double *sd) {
@@ -317,6 +318,17 @@ int mtl_train(const MtlModelInfo *m, const MtlTrainOptions *o) {
         /* a sweep that stopped continues: finished seeds are reused, an interrupted one resumed */
         char state[4300];
         snprintf(state, sizeof state, "%s/state.safetensors", sub);
+        /* a seed folder another trainer is writing: say so, with its pid, before reading its files */
+        struct stat st;
+        if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode)) {
+            int probe = mtl_dir_lock(sub, false, err, sizeof err);
+            if (probe < 0) {
+                fprintf(stderr, "trainer: %s\n", err);
+                rc = 1;
+                break;
+            }
+            close(probe); /* the seed's run takes it again */
+        }
         int status = mtl_train_state_status(m, so, state);
         int64_t epochs = so->epochs >= 0 ? so->epochs : m->train.epochs;
         if (status == MTL_STATE_FINISHED && result_from_log(sub, so->seed, epochs, &res[done]) == 0) {

@@ -212,6 +212,14 @@ expect_status 1 ./rc train $T -o sweep/seed-7 --epochs 1
 expect_stderr "sweep/seed-7: error: a sweep (pid $pid) is writing the folder around this one"
 kill -INT $pid
 wait $pid || true
+# a sweep that reaches a seed folder another trainer is writing names that trainer
+./rc train $T -o sweep2/seed-7 --epochs 100000 --patience 0 >/dev/null 2>&1 &
+pid=$!
+wait_written sweep2/seed-7/log.jsonl.tmp
+expect_status 1 ./rc train $T -o sweep2 --seeds 7,8 --epochs 2
+expect_stderr "sweep2/seed-7: error: another trainer (pid $pid) is writing to this folder"
+kill -INT $pid
+wait $pid || true
 # the lock file is never followed through a symlink (it would truncate the target)
 mkdir -p lk && echo "keep" >lk_target && ln -sf "$WORK/lk_target" lk/.trainer.lock
 expect_status 1 ./rc train $T -o lk --epochs 1
