@@ -23,6 +23,15 @@ wait_written() {
     i=$((i + 1))
   done
 }
+# stop_run SIG PID WANT ERRFILE: sends SIG to the trainer PID, requires exit status WANT
+stop_run() {
+  kill -"$1" "$2"
+  set +e
+  wait "$2"
+  st=$?
+  set -e
+  [ "$st" = "$3" ] || { cat "$4" >&2; fail "SIG$1 to the trainer: exit $st, want $3"; }
+}
 # epochs_after STATE N: the epoch the state checkpoint reached, plus N
 epochs_after() {
   python3 - "$1" "$2" <<'PY'
@@ -85,12 +94,7 @@ same_log straight/log.jsonl int/log.jsonl
 ./rc train $T -o term --epochs 400 >/dev/null 2>"$WORK/term.err" &
 pid=$!
 wait_written term/log.jsonl.tmp
-kill -TERM $pid
-set +e
-wait $pid
-st=$?
-set -e
-[ "$st" = 143 ] || { cat "$WORK/term.err" >&2; fail "SIGTERM run: exit $st, want 143"; }
+stop_run TERM $pid 143 "$WORK/term.err"
 grep -q "stopped by SIGTERM" "$WORK/term.err" || fail "no SIGTERM message"
 # finish the first 6 epochs of it: compare with a straight 400-epoch run stopped the same way is
 # not possible, so resume to the epoch it reached + 2 and compare with a straight run of as many
@@ -189,12 +193,7 @@ expect_status 1 ./rc train $T -o busy --epochs 3
 expect_stderr "busy: error: another trainer (pid $pid) is writing to this folder"
 expect_status 1 ./rc train $T --resume busy/state.safetensors --epochs 100000
 expect_stderr "another trainer (pid $pid) is writing"
-kill -INT $pid
-set +e
-wait $pid
-st=$?
-set -e
-[ "$st" = 130 ] || { cat "$WORK/busy.err" >&2; fail "the first trainer: exit $st, want 130"; }
+stop_run INT $pid 130 "$WORK/busy.err"
 # released with the process: the run resumes, to the end
 e=$(epochs_after busy/state.safetensors 2)
 ./rc train $T --resume busy/state.safetensors --epochs "$e" >/dev/null 2>"$WORK/busy2.err" || {
