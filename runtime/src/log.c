@@ -55,10 +55,6 @@ int mtl_mkdir_p(const char *path, char *err, size_t err_size) {
     return 0;
 }
 
-/* One trainer at a time per output folder: an exclusive flock on DIR/.trainer.lock, held until
- * the descriptor is closed (or the process ends, however it ends). The file holds the holder's
- * pid for the message of the one refused. The file stays: removing it would let a third trainer
- * lock a new file while the second still holds the old one. */
 /* The pid written in a lock file, as " (pid N)", or "" */
 static void lock_holder(int fd, char *who, size_t n) {
     char pid[24] = "";
@@ -71,6 +67,10 @@ static void lock_holder(int fd, char *who, size_t n) {
     }
 }
 
+/* One trainer at a time per output folder: an exclusive flock on DIR/.trainer.lock, held until
+ * the descriptor is closed (or the process ends, however it ends). The file holds the holder's
+ * pid for the message of the one refused. The file stays: removing it would let a third trainer
+ * lock a new file while the second still holds the old one. */
 int mtl_dir_lock(const char *dir, bool check_parent, char *err, size_t err_size) {
     if (check_parent) {
         /* a folder inside a live sweep's folder (OUT/seed-S) is the sweep's: its lock is on OUT */
